@@ -1,0 +1,218 @@
+//! Configuration from environment variables (12-factor).
+//!
+//! [`Env`] collects every problem instead of stopping at the first one, so that a single failed
+//! start names every missing or malformed variable. [`ServiceSettings`] holds what every service
+//! reads the same way.
+
+use std::{collections::HashMap, fmt::Display, net::SocketAddr, str::FromStr, time::Duration};
+
+use crate::{secret::Secret, telemetry::LogFormat};
+
+/// One or more environment variables are missing or malformed.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid configuration:\n  - {}", .problems.join("\n  - "))]
+pub struct ConfigError {
+    /// One line per variable at fault, each naming it.
+    pub problems: Vec<String>,
+}
+
+/// Reads typed settings from the environment and remembers what was wrong.
+pub struct Env {
+    vars: HashMap<String, String>,
+    problems: Vec<String>,
+}
+
+impl Env {
+    /// The process environment.
+    pub fn from_process() -> Self {
+        Self::from_map(std::env::vars().collect())
+    }
+
+    /// A given set of variables (for tests).
+    pub fn from_map(vars: HashMap<String, String>) -> Self {
+        Self {
+            vars,
+            problems: Vec::new(),
+        }
+    }
+
+    fn raw(&self, name: &str) -> Option<&str> {
+        self.vars
+            .get(name)
+            .map(|v| v.trim())
+            .filter(|v| !v.is_empty())
+    }
+
+    /// A variable that must be set; `what` tells a person what it is for.
+    pub fn required<T>(&mut self, name: &str, what: &str) -> T
+    where
+        T: FromStr + Default,
+        T::Err: Display,
+    {
+        match self.raw(name).map(str::to_owned) {
+            None => {
+                self.problems.push(format!("{name} is not set ({what})"));
+                T::default()
+            }
+            Some(raw) => self.parse(name, &raw).unwrap_or_default(),
+        }
+    }
+
+    /// A variable with a default used when it is unset or empty.
+    pub fn optional<T>(&mut self, name: &str, default: T) -> T
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        match self.raw(name).map(str::to_owned) {
+            None => default,
+            Some(raw) => self.parse(name, &raw).unwrap_or(default),
+        }
+    }
+
+    /// A duration given in milliseconds.
+    pub fn millis(&mut self, name: &str, default_ms: u64) -> Duration {
+        Duration::from_millis(self.optional(name, default_ms))
+    }
+
+    /// A duration given in seconds.
+    pub fn secs(&mut self, name: &str, default_secs: u64) -> Duration {
+        Duration::from_secs(self.optional(name, default_secs))
+    }
+
+    fn parse<T>(&mut self, name: &str, raw: &str) -> Option<T>
+    where
+        T: FromStr,
+        T::Err: Display,
+    {
+        match raw.parse() {
+            Ok(value) => Some(value),
+            Err(e) => {
+                self.problems
+                    .push(format!("{name} has an invalid value {raw:?}: {e}"));
+                None
+            }
+        }
+    }
+
+    /// Ends reading: an error listing every problem, if there was any.
+    pub fn finish(self) -> Result<(), ConfigError> {
+        if self.problems.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError {
+                problems: self.problems,
+            })
+        }
+    }
+}
+
+/// Redis cache settings.
+#[derive(Debug, Clone)]
+pub struct CacheSettings {
+    /// `REDIS_URL`.
+    pub url: Secret,
+    /// `CACHE_TTL_SECS`: how long a cached read lives (default 300).
+    pub ttl: Duration,
+    /// `CACHE_TIMEOUT_MS`: the longest a request waits for Redis before using the database (default 250).
+    pub timeout: Duration,
+}
+
+/// Settings every service reads the same way; `default_http`/`default_grpc` are its ports.
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    /// `HTTP_ADDR`.
+    pub http_addr: SocketAddr,
+    /// `GRPC_ADDR`.
+    pub grpc_addr: SocketAddr,
+    /// `NIS_PREFIX`: namespaces Redis keys, streams and database names (default `nis`).
+    pub prefix: String,
+    /// `LOG_FORMAT`: `text` or `json`.
+    pub log_format: LogFormat,
+    /// `HTTP_WORKERS`: actix worker threads (default: one per core).
+    pub http_workers: usize,
+    /// `REQUEST_TIMEOUT_MS`: the deadline of one database call (default 5000).
+    pub store_timeout: Duration,
+    /// `SHUTDOWN_GRACE_SECS`: how long in-flight requests may take to finish on shutdown (default 20).
+    pub shutdown_grace: Duration,
+    /// The Redis cache.
+    pub cache: CacheSettings,
+}
+
+impl ServiceSettings {
+    /// Reads the shared settings; problems are recorded in `env`.
+    pub fn read(env: &mut Env, default_http: u16, default_grpc: u16) -> Self {
+        let prefix: String = env.optional("NIS_PREFIX", "nis".to_owned());
+        if !prefix
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            env.problems.push(format!(
+                "NIS_PREFIX has an invalid value {prefix:?}: use letters, digits, '_' or '-'"
+            ));
+        }
+        Self {
+            http_addr: env.optional("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], default_http))),
+            grpc_addr: env.optional("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_grpc))),
+            prefix,
+            log_format: env.optional("LOG_FORMAT", LogFormat::Text),
+            http_workers: env.optional(
+                "HTTP_WORKERS",
+                std::thread::available_parallelism().map_or(2, |n| n.get()),
+            ),
+            store_timeout: env.millis("REQUEST_TIMEOUT_MS", 5_000),
+            shutdown_grace: env.secs("SHUTDOWN_GRACE_SECS", 20),
+            cache: CacheSettings {
+                url: env.optional("REDIS_URL", Secret::new("redis://127.0.0.1:6379")),
+                ttl: env.secs("CACHE_TTL_SECS", 300),
+                timeout: env.millis("CACHE_TIMEOUT_MS", 250),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Env {
+        Env::from_map(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn every_problem_is_reported_by_name() {
+        let mut e = env(&[("CACHE_TTL_SECS", "soon"), ("DATABASE_URL", "  ")]);
+        let _: Secret = e.required("DATABASE_URL", "the PostgreSQL URL");
+        let _ = ServiceSettings::read(&mut e, 1, 2);
+        let err = e.finish().expect_err("two problems");
+        let text = err.to_string();
+        assert!(text.contains("DATABASE_URL is not set"), "{text}");
+        assert!(
+            text.contains("CACHE_TTL_SECS has an invalid value"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn defaults_apply_when_unset() {
+        let mut e = env(&[]);
+        let s = ServiceSettings::read(&mut e, 8020, 50020);
+        e.finish().expect("no problems");
+        assert_eq!(s.http_addr.port(), 8020);
+        assert_eq!(s.grpc_addr.port(), 50020);
+        assert_eq!(s.prefix, "nis");
+        assert_eq!(s.cache.ttl, Duration::from_secs(300));
+    }
+
+    #[test]
+    fn a_bad_prefix_is_refused() {
+        let mut e = env(&[("NIS_PREFIX", "a:b")]);
+        let _ = ServiceSettings::read(&mut e, 1, 2);
+        assert!(e.finish().is_err());
+    }
+}

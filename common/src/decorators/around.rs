@@ -1,0 +1,57 @@
+//! A decorator that runs an [`Aspect`] around every operation of a service, so each
+//! cross-cutting concern is written once instead of once per operation.
+
+use crate::{Context, Entity, EntityService, Error, Page};
+
+/// Behaviour around one call: measure it, log it, ...
+pub trait Aspect: Clone + Send + Sync + 'static {
+    /// Runs `call` (operation `operation` of service `service`) and returns its outcome.
+    fn around<T: Send>(
+        &self,
+        service: &'static str,
+        ctx: &Context,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, Error>> + Send,
+    ) -> impl Future<Output = Result<T, Error>> + Send;
+}
+
+/// Service `S` with aspect `A` around each operation.
+#[derive(Debug, Clone)]
+pub struct Around<S, A> {
+    inner: S,
+    aspect: A,
+}
+
+impl<S, A> Around<S, A> {
+    /// Wraps `inner`.
+    pub fn new(inner: S, aspect: A) -> Self {
+        Self { inner, aspect }
+    }
+}
+
+impl<E: Entity, S: EntityService<E>, A: Aspect> EntityService<E> for Around<S, A> {
+    async fn list(&self, ctx: &Context, page: Page) -> Result<Vec<E>, Error> {
+        let call = self.inner.list(ctx, page);
+        self.aspect.around(E::KIND, ctx, "list", call).await
+    }
+
+    async fn get(&self, ctx: &Context, id: &E::Id) -> Result<E, Error> {
+        let call = self.inner.get(ctx, id);
+        self.aspect.around(E::KIND, ctx, "get", call).await
+    }
+
+    async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<E, Error> {
+        let call = self.inner.create(ctx, draft);
+        self.aspect.around(E::KIND, ctx, "create", call).await
+    }
+
+    async fn update(&self, ctx: &Context, id: &E::Id, draft: E::Draft) -> Result<E, Error> {
+        let call = self.inner.update(ctx, id, draft);
+        self.aspect.around(E::KIND, ctx, "update", call).await
+    }
+
+    async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<(), Error> {
+        let call = self.inner.delete(ctx, id);
+        self.aspect.around(E::KIND, ctx, "delete", call).await
+    }
+}

@@ -1,0 +1,38 @@
+//! Request counts and latencies by service, transport, operation and outcome.
+
+use std::time::Instant;
+
+use super::around::{Around, Aspect};
+use crate::{
+    Context, Error,
+    telemetry::{REQUEST_DURATION, REQUESTS_TOTAL},
+};
+
+/// Records `nis_requests_total` and `nis_request_duration_seconds`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Metrics;
+
+/// A service whose every call is measured.
+pub type Metered<S> = Around<S, Metrics>;
+
+impl Aspect for Metrics {
+    async fn around<T: Send>(
+        &self,
+        service: &'static str,
+        ctx: &Context,
+        operation: &'static str,
+        call: impl Future<Output = Result<T, Error>> + Send,
+    ) -> Result<T, Error> {
+        let started = Instant::now();
+        let outcome = call.await;
+        let labels = [
+            ("service", service),
+            ("transport", ctx.transport.as_str()),
+            ("operation", operation),
+            ("outcome", if outcome.is_ok() { "ok" } else { "error" }),
+        ];
+        metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
+        metrics::histogram!(REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
+        outcome
+    }
+}

@@ -1,0 +1,111 @@
+//! The gRPC side every service shares: error mapping, request context, health and reflection.
+
+use tonic::{Code, Request, Status};
+use tonic_types::{ErrorDetails, StatusExt as _};
+
+use crate::{
+    error::Error,
+    http::REQUEST_ID_HEADER,
+    service::{Context, Transport},
+};
+
+impl From<Error> for Status {
+    fn from(error: Error) -> Self {
+        let message = error.public_message();
+        match &error {
+            Error::Validation(details) => {
+                let violations = details
+                    .iter()
+                    .map(|d| (d.field.clone(), d.message.clone()))
+                    .collect::<Vec<_>>();
+                Status::with_error_details(
+                    Code::InvalidArgument,
+                    message,
+                    ErrorDetails::with_bad_request(
+                        violations
+                            .into_iter()
+                            .map(|(field, description)| {
+                                tonic_types::FieldViolation::new(field, description)
+                            })
+                            .collect::<Vec<_>>(),
+                    ),
+                )
+            }
+            Error::BadRequest(_) | Error::PayloadTooLarge(_) | Error::UnsupportedMediaType => {
+                Status::invalid_argument(message)
+            }
+            Error::NotFound(_) => Status::not_found(message),
+            Error::Conflict(_) => Status::already_exists(message),
+            Error::Unavailable(_) => Status::unavailable(message),
+            Error::Internal(detail) => {
+                tracing::error!(error = %detail, "internal error");
+                Status::internal(message)
+            }
+        }
+    }
+}
+
+/// The service context of a gRPC request (request id from `x-request-id` metadata, or new).
+pub fn context<T>(request: &Request<T>) -> Context {
+    let id = crate::http::sanitize_request_id(
+        request
+            .metadata()
+            .get(REQUEST_ID_HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    Context::new(Transport::Grpc, id)
+}
+
+/// The gRPC server reflection service for `nis.v1`.
+pub fn reflection() -> Result<
+    tonic_reflection::server::v1::ServerReflectionServer<
+        impl tonic_reflection::server::v1::ServerReflection,
+    >,
+    tonic_reflection::server::Error,
+> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(crate::proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::FieldError;
+
+    #[test]
+    fn validation_becomes_invalid_argument_with_field_details() {
+        let status = Status::from(Error::Validation(vec![FieldError::new(
+            "name",
+            "too short",
+        )]));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        let details = status.get_error_details();
+        let bad_request = details.bad_request().expect("bad request details");
+        assert_eq!(bad_request.field_violations[0].field, "name");
+    }
+
+    #[test]
+    fn each_error_has_its_code() {
+        assert_eq!(
+            Status::from(Error::NotFound("x".into())).code(),
+            Code::NotFound
+        );
+        assert_eq!(
+            Status::from(Error::Conflict("x".into())).code(),
+            Code::AlreadyExists
+        );
+        assert_eq!(
+            Status::from(Error::Unavailable("x".into())).code(),
+            Code::Unavailable
+        );
+        assert_eq!(
+            Status::from(Error::BadRequest("x".into())).code(),
+            Code::InvalidArgument
+        );
+        let internal = Status::from(Error::Internal("secret detail".into()));
+        assert_eq!(internal.code(), Code::Internal);
+        assert!(!internal.message().contains("secret"));
+    }
+}

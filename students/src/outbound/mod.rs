@@ -1,0 +1,3 @@
+//! Adapters to the outside: the PostgreSQL store.
+
+pub mod postgres;
