@@ -102,10 +102,8 @@ impl<S, C: Cache> Cached<S, C> {
             // A store that timed out may still have committed.
             Err(e) => e.is_server_fault(),
         };
-        if changed_maybe {
-            if let Err(e) = self.cache.invalidate(scopes).await {
-                tracing::warn!(?scopes, error = %e, "cache invalidation failed; entries may be stale until their TTL");
-            }
+        if changed_maybe && let Err(e) = self.cache.invalidate(scopes).await {
+            tracing::warn!(?scopes, error = %e, "cache invalidation failed; entries may be stale until their TTL");
         }
         outcome
     }

@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# make test: make sure PostgreSQL, Redis and NATS run (starting what is
+# missing), check formatting and clippy, then run every test with nextest.
+# Tests get the servers from NIS_TEST_* (each test makes its own database,
+# key prefix and stream prefix); set them in the environment or .env to use
+# other servers. Exits non-zero on any failure.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$NIS_ROOT"
+
+load_dotenv "$NIS_ROOT/.env"
+
+: "${NIS_TEST_POSTGRES_URL:=postgres://postgres@127.0.0.1:5432}"   # no database
+: "${NIS_TEST_REDIS_URL:=redis://127.0.0.1:6379}"
+: "${NIS_TEST_NATS_URL:=nats://127.0.0.1:4222}"
+export NIS_TEST_POSTGRES_URL NIS_TEST_REDIS_URL NIS_TEST_NATS_URL
+
+nis_lock
+ensure_servers_for "$NIS_TEST_POSTGRES_URL" "$NIS_TEST_REDIS_URL" "$NIS_TEST_NATS_URL"
+nis_unlock   # tests take a while; let `make up/down` run meanwhile
+
+# Databases left behind by tests that panicked before their cleanup (names: <stem>_test_<32 hex>).
+psql -w -X -tA -d "$NIS_TEST_POSTGRES_URL/postgres" \
+  -c "select datname from pg_database where datname ~ '^[a-z]+_test_[0-9a-f]{32}$'" 2>/dev/null \
+  | while read -r db; do
+      [[ -n $db ]] && psql -w -X -q -d "$NIS_TEST_POSTGRES_URL/postgres" -c "drop database if exists \"$db\" with (force)" || true
+    done
+
+"$NIS_ROOT/scripts/lint.sh"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  log "cargo-nextest missing: cargo install --locked cargo-nextest"
+  cargo install --locked cargo-nextest
+fi
+
+log "cargo nextest run --workspace --no-fail-fast"
+cargo nextest run --workspace --no-fail-fast

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# make up: start PostgreSQL, Redis and NATS where missing, create the
+# database, build the workspace and start the services in the background.
+# Returns once every service answers /readyz, and prints where they listen.
+# Configuration: defaults below < .env at the repo root < the environment.
+set -euo pipefail
+# shellcheck source=scripts/lib.sh
+. "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
+cd "$NIS_ROOT"
+
+load_dotenv "$NIS_ROOT/.env"
+
+# Shared by every service.
+: "${REDIS_URL:=redis://127.0.0.1:6379}"
+: "${NATS_URL:=nats://127.0.0.1:4222}"
+: "${NIS_PREFIX:=nis}"
+: "${LOG_FORMAT:=text}"
+export REDIS_URL NATS_URL NIS_PREFIX LOG_FORMAT
+# Per service (both read HTTP_ADDR/GRPC_ADDR, so these are set per process).
+: "${DATABASE_URL:=postgres://postgres@127.0.0.1:5432/nis_students}"
+: "${STUDENTS_HTTP_ADDR:=127.0.0.1:8020}"
+: "${STUDENTS_GRPC_ADDR:=127.0.0.1:50020}"
+: "${COURSES_HTTP_ADDR:=127.0.0.1:8010}"
+: "${COURSES_GRPC_ADDR:=127.0.0.1:50010}"
+
+READY_TIMEOUT=${NIS_READY_TIMEOUT:-90}
+
+# ensure_pg_database URL: create URL's database if missing (server from URL).
+ensure_pg_database() {
+  local url=$1 base query db admin
+  base=${url%%\?*}; query=${url#"$base"}
+  db=${base##*/}; admin=${base%/*}/postgres$query
+  [[ -n $db && $db != *[!A-Za-z0-9_-]* ]] || die "DATABASE_URL: cannot use database name '$db'"
+  if [[ $(psql -w -X -tA -d "$admin" -c "select 1 from pg_database where datname = '$db'") != 1 ]]; then
+    log "PostgreSQL: creating database $db"
+    psql -w -X -q -d "$admin" -c "create database \"$db\"" \
+      || [[ $(psql -w -X -tA -d "$admin" -c "select 1 from pg_database where datname = '$db'") == 1 ]] \
+      || die "could not create database $db"
+  fi
+}
+
+# Where cargo puts binaries (honours CARGO_TARGET_DIR and cargo config).
+target_dir() {
+  local dir
+  dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p') || true
+  [[ -n $dir ]] || dir=${CARGO_TARGET_DIR:-target}
+  [[ $dir == /* ]] || dir=$NIS_ROOT/$dir
+  echo "$dir"
+}
+
+SUMMARY=()
+
+# start_service NAME HTTP_ADDR GRPC_ADDR [VAR=value ...]
+# Start $TARGET/debug/NAME in the background (pidfile .run/NAME.pid, log
+# .run/NAME.log) with the shared environment, HTTP_ADDR, GRPC_ADDR and the
+# given variables, unless it already runs. Then wait for http://HTTP_ADDR/readyz.
+start_service() {
+  local name=$1 http=$2 grpc=$3; shift 3
+  local pidfile=$NIS_RUN_DIR/$name.pid log=$NIS_RUN_DIR/$name.log
+  local bin=$TARGET/debug/$name pid url
+  url=http://${http/#0.0.0.0:/127.0.0.1:}/readyz
+  if pid=$(pidfile_alive "$pidfile"); then
+    log "$name: already running (pid $pid); 'make down' first to restart it with a new build"
+  else
+    [[ -x $bin ]] || die "$name: no binary at $bin after the build"
+    if tcp_open "${http%:*}" "${http##*:}"; then
+      die "$name: $http is already in use by a process 'make up' did not start"
+    fi
+    log "$name: starting (log: $log)"
+    printf '\n==== %s make up: starting %s\n' "$(date -Is)" "$name" >>"$log"
+    # setsid: detached from the terminal's Ctrl-C; fd 9 (our lock) closed.
+    env HTTP_ADDR="$http" GRPC_ADDR="$grpc" "$@" setsid "$bin" </dev/null >>"$log" 2>&1 9>&- &
+    pid=$!
+    record_pid "$pidfile" "$pid" TERM
+  fi
+  if ! wait_for_http "$url" "$READY_TIMEOUT" "$pid"; then
+    log "last lines of $log:"
+    tail -n 40 "$log" >&2 || true
+    if pidfile_alive "$pidfile" >/dev/null; then
+      die "$name: not ready at $url within ${READY_TIMEOUT}s; still running as pid $pid ('make down' stops it)"
+    fi
+    rm -f "$pidfile"
+    die "$name exited before it was ready (see the log above)"
+  fi
+  log "$name: ready"
+  SUMMARY+=("$(printf '%-9s HTTP http://%-16s gRPC %-16s pid %-7s log %s' \
+    "$name" "$http" "$grpc" "$pid" "${log#"$NIS_ROOT"/}")")
+}
+
+nis_lock
+ensure_servers_for "$DATABASE_URL" "$REDIS_URL" "$NATS_URL"
+ensure_pg_database "$DATABASE_URL"
+nis_unlock   # a build can take minutes; don't hold up a parallel `make test`
+
+log "cargo build --workspace --bins"
+cargo build --workspace --bins || die "cargo build failed (see above); no service was started"
+TARGET=$(target_dir)
+
+nis_lock
+
+# One line per service.
+start_service students "$STUDENTS_HTTP_ADDR" "$STUDENTS_GRPC_ADDR" DATABASE_URL="$DATABASE_URL"
+# Next: the MongoDB-compatible test server unless MONGODB_URI is set, then courses.
+# MONGODB_URI=${MONGODB_URI:-$("$NIS_ROOT/scripts/mongo.sh" start)}
+# start_service courses "$COURSES_HTTP_ADDR" "$COURSES_GRPC_ADDR" MONGODB_URI="$MONGODB_URI"
+
+echo
+echo "nis is up:"
+printf '  %s\n' "${SUMMARY[@]}"
+echo "  'make logs' follows the logs, 'make down' stops what 'make up' started."
