@@ -27,6 +27,16 @@ psql -w -X -tA -d "$NIS_TEST_POSTGRES_URL/postgres" \
       [[ -n $db ]] && psql -w -X -q -d "$NIS_TEST_POSTGRES_URL/postgres" -c "drop database if exists \"$db\" with (force)" || true
     done
 
+# MongoDB for the courses tests: the given server, else a private MongoDB-compatible test
+# server (scripts/mongo.sh) that is stopped when the tests end.
+if [[ -z ${NIS_TEST_MONGODB_URI:-} ]]; then
+  export NIS_MONGO_DIR=$NIS_RUN_DIR/test-mongo
+  mkdir -p "$NIS_MONGO_DIR"
+  trap 'MONGODB_URI= "$NIS_ROOT/scripts/mongo.sh" stop >/dev/null 2>&1 || true' EXIT
+  NIS_TEST_MONGODB_URI=$(MONGODB_URI= "$NIS_ROOT/scripts/mongo.sh" start)
+fi
+export NIS_TEST_MONGODB_URI
+
 "$NIS_ROOT/scripts/lint.sh"
 
 if ! cargo nextest --version >/dev/null 2>&1; then

@@ -101,9 +101,9 @@ nis_lock
 
 # One line per service.
 start_service students "$STUDENTS_HTTP_ADDR" "$STUDENTS_GRPC_ADDR" DATABASE_URL="$DATABASE_URL"
-# Next: the MongoDB-compatible test server unless MONGODB_URI is set, then courses.
-# MONGODB_URI=${MONGODB_URI:-$("$NIS_ROOT/scripts/mongo.sh" start)}
-# start_service courses "$COURSES_HTTP_ADDR" "$COURSES_GRPC_ADDR" MONGODB_URI="$MONGODB_URI"
+# courses: on MONGODB_URI when set, else on a MongoDB-compatible test server (scripts/mongo.sh).
+MONGODB_URI=${MONGODB_URI:-$("$NIS_ROOT/scripts/mongo.sh" start)}
+start_service courses "$COURSES_HTTP_ADDR" "$COURSES_GRPC_ADDR" MONGODB_URI="$MONGODB_URI"
 
 echo
 echo "nis is up:"

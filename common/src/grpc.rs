@@ -1,11 +1,13 @@
 //! The gRPC side every service shares: error mapping, request context, health and reflection.
 
-use tonic::{Code, Request, Status};
+use tonic::{Code, Request, Status, transport::server::Router};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 use crate::{
+    entity::Entity,
     error::Error,
     http::REQUEST_ID_HEADER,
+    service::EntityService,
     service::{Context, Transport},
 };
 
@@ -45,6 +47,15 @@ impl From<Error> for Status {
     }
 }
 
+/// An entity whose service has a gRPC API.
+pub trait GrpcEntity: Entity {
+    /// The fully qualified gRPC service name, e.g. `nis.v1.StudentService` (its health key).
+    const GRPC_SERVICE: &'static str;
+
+    /// Adds the entity's gRPC service, backed by `service`, to `router`.
+    fn add_grpc_service<S: EntityService<Self>>(router: Router, service: S) -> Router;
+}
+
 /// The service context of a gRPC request (request id from `x-request-id` metadata, or new).
 pub fn context<T>(request: &Request<T>) -> Context {
     let id = crate::http::sanitize_request_id(
@@ -54,6 +65,63 @@ pub fn context<T>(request: &Request<T>) -> Context {
             .and_then(|v| v.to_str().ok()),
     );
     Context::new(Transport::Grpc, id)
+}
+
+/// The transport-neutral half of the CRUD RPCs: parse what the request carries, call the
+/// service, map errors to statuses. Each service's tonic adapter only converts its messages.
+pub mod crud {
+    use tonic::Status;
+
+    use crate::{Context, Entity, EntityService, Page, proto::v1 as pb};
+
+    /// List a page (`None` or limit 0 means the default limit).
+    pub async fn list<E: Entity, S: EntityService<E>>(
+        service: &S,
+        ctx: &Context,
+        page: Option<pb::Page>,
+    ) -> Result<Vec<E>, Status> {
+        let page = page.unwrap_or_default();
+        let page = Page::from_grpc(page.limit, page.offset)?;
+        Ok(service.list(ctx, page).await?)
+    }
+
+    /// Get one entity by its id as sent.
+    pub async fn get<E: Entity, S: EntityService<E>>(
+        service: &S,
+        ctx: &Context,
+        id: &str,
+    ) -> Result<E, Status> {
+        Ok(service.get(ctx, &E::parse_id(id)?).await?)
+    }
+
+    /// Validate `input` and create an entity.
+    pub async fn create<E: Entity, S: EntityService<E>>(
+        service: &S,
+        ctx: &Context,
+        input: E::Input,
+    ) -> Result<E, Status> {
+        Ok(service.create(ctx, E::parse_draft(input)?).await?)
+    }
+
+    /// Validate `input` and replace entity `id` with it.
+    pub async fn update<E: Entity, S: EntityService<E>>(
+        service: &S,
+        ctx: &Context,
+        id: &str,
+        input: E::Input,
+    ) -> Result<E, Status> {
+        let id = E::parse_id(id)?;
+        Ok(service.update(ctx, &id, E::parse_draft(input)?).await?)
+    }
+
+    /// Delete entity `id`.
+    pub async fn delete<E: Entity, S: EntityService<E>>(
+        service: &S,
+        ctx: &Context,
+        id: &str,
+    ) -> Result<(), Status> {
+        Ok(service.delete(ctx, &E::parse_id(id)?).await?)
+    }
 }
 
 /// The gRPC server reflection service for `nis.v1`.

@@ -7,6 +7,7 @@
 //! routes, readiness, and shutdown — lives here, once.
 
 pub mod cache;
+pub mod cli;
 pub mod config;
 pub mod decorators;
 pub mod entity;

@@ -9,7 +9,17 @@ use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::server::Router;
 use tonic_health::{ServingStatus, server::HealthReporter};
 
-use crate::{config::ServiceSettings, http, readiness::Readiness, telemetry};
+use crate::{
+    Repository,
+    cache::{Cache as _, RedisCache},
+    config::ServiceSettings,
+    decorators,
+    grpc::GrpcEntity,
+    http::{self, JsonEntity},
+    readiness::Readiness,
+    service::Core,
+    telemetry,
+};
 
 /// How often gRPC health is brought in line with readiness.
 const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
@@ -53,6 +63,70 @@ impl Running {
         tracing::info!("shutdown signal received; finishing in-flight requests");
         self.stop().await;
         tracing::info!("stopped");
+    }
+}
+
+/// Starts the service of entity `E` over `store`: the core, wrapped in the cache, metrics and
+/// logging decorators, served over HTTP and gRPC, ready when the store answers (the cache is
+/// optional: without it the service is degraded, not down).
+pub async fn start_entity_service<E, R>(
+    settings: &ServiceSettings,
+    store: R,
+) -> Result<Running, StartError>
+where
+    E: JsonEntity + GrpcEntity,
+    R: Repository<E>,
+{
+    let cache = RedisCache::new(&settings.cache, &settings.prefix, E::KIND)
+        .map_err(|e| StartError::Other(e.to_string()))?;
+    let probe_store = store.clone();
+    let probe_cache = cache.clone();
+    let readiness = Readiness::default()
+        .with("database", true, move || {
+            let store = probe_store.clone();
+            async move { store.ping().await.map_err(|e| e.to_string()) }
+        })
+        .with("cache", false, move || {
+            let cache = probe_cache.clone();
+            async move { cache.ping().await.map_err(|e| e.to_string()) }
+        });
+    let service = decorators::stack(Core::new(store), cache);
+    let grpc_service = service.clone();
+    start(
+        settings,
+        readiness,
+        move |cfg| {
+            cfg.service(http::entity_scope::<E, _>(service.clone()));
+        },
+        move |router| E::add_grpc_service(router, grpc_service),
+        E::GRPC_SERVICE,
+    )
+    .await
+}
+
+/// Retries `attempt` with exponential back-off (200 ms doubling to 5 s) until it succeeds or
+/// `timeout` has passed, logging each failure as `what`.
+pub async fn retry<T, F, Fut>(
+    what: &str,
+    timeout: Duration,
+    mut attempt: F,
+) -> Result<T, StartError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, String>>,
+{
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut delay = Duration::from_millis(200);
+    loop {
+        match attempt().await {
+            Ok(value) => return Ok(value),
+            Err(e) if tokio::time::Instant::now() + delay < deadline => {
+                tracing::warn!(error = %e, retry_in = ?delay, "{what} failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(5));
+            }
+            Err(e) => return Err(StartError::Other(format!("{what} failed: {e}"))),
+        }
     }
 }
 

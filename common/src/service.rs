@@ -93,6 +93,8 @@ pub trait Repository<E: Entity>: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<E>, Error>> + Send;
     /// Removes an entity; `false` when there was none.
     fn delete(&self, id: &E::Id) -> impl Future<Output = Result<bool, Error>> + Send;
+    /// Checks that the store answers (readiness).
+    fn ping(&self) -> impl Future<Output = Result<(), Error>> + Send;
 }
 
 /// The core service: business rules over a repository, with no transport or technology in it.

@@ -1,7 +1,15 @@
 //! Helpers shared by the tests of every nis service: where the real servers are, unique names
-//! that keep parallel tests apart, waiting for conditions with deadlines, and reading metrics.
+//! that keep parallel tests apart, waiting for conditions with deadlines, reading metrics, a
+//! handle on a service under test, and the HTTP contract checks every service must pass.
+
+pub mod contract;
+pub mod grpc;
+pub mod process;
+mod service;
 
 use std::{future::Future, time::Duration};
+
+pub use service::{TestService, assert_error, body, settings};
 
 /// The PostgreSQL server for tests (`NIS_TEST_POSTGRES_URL`, no database in the path).
 pub fn postgres_url() -> String {
@@ -12,6 +20,13 @@ pub fn postgres_url() -> String {
 /// The Redis server for tests (`NIS_TEST_REDIS_URL`).
 pub fn redis_url() -> String {
     std::env::var("NIS_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into())
+}
+
+/// The MongoDB(-compatible) server for tests (`NIS_TEST_MONGODB_URI`).
+pub fn mongodb_uri() -> String {
+    std::env::var("NIS_TEST_MONGODB_URI")
+        .or_else(|_| std::env::var("MONGODB_URI"))
+        .expect("NIS_TEST_MONGODB_URI is not set: run the tests with `make test`, which starts a server")
 }
 
 /// A Redis URL where nothing listens (port 1 on loopback refuses at once).

@@ -1,14 +1,15 @@
-//! The gRPC API of students (`nis.v1.StudentService`).
+//! The gRPC API of students (`nis.v1.StudentService`): message conversions around the shared
+//! CRUD handlers of `common::grpc::crud`.
 
 use common::{
-    Entity as _, EntityService, Error, Page,
-    grpc::context,
+    EntityService,
+    grpc::{GrpcEntity, context, crud},
     proto::v1::{
         self as pb,
         student_service_server::{StudentService, StudentServiceServer},
     },
 };
-use tonic::{Request, Response, Status};
+use tonic::{Request, Response, Status, transport::server::Router};
 
 use crate::domain::{Student, StudentInput};
 
@@ -18,10 +19,11 @@ pub struct StudentGrpc<S> {
     service: S,
 }
 
-impl<S: EntityService<Student>> StudentGrpc<S> {
-    /// The tonic service.
-    pub fn server(service: S) -> StudentServiceServer<Self> {
-        StudentServiceServer::new(Self { service })
+impl GrpcEntity for Student {
+    const GRPC_SERVICE: &'static str = "nis.v1.StudentService";
+
+    fn add_grpc_service<S: EntityService<Self>>(router: Router, service: S) -> Router {
+        router.add_service(StudentServiceServer::new(StudentGrpc { service }))
     }
 }
 
@@ -42,9 +44,18 @@ impl From<Student> for pb::Student {
     }
 }
 
-fn page(page: Option<pb::Page>) -> Result<Page, Error> {
-    let page = page.unwrap_or_default();
-    Page::from_grpc(page.limit, page.offset)
+fn input(
+    name: String,
+    first_name: String,
+    last_name: String,
+    course_ids: Vec<String>,
+) -> StudentInput {
+    StudentInput {
+        name: Some(name),
+        first_name: Some(first_name),
+        last_name: Some(last_name),
+        course_ids: Some(course_ids),
+    }
 }
 
 #[tonic::async_trait]
@@ -53,21 +64,19 @@ impl<S: EntityService<Student>> StudentService for StudentGrpc<S> {
         &self,
         request: Request<pb::ListStudentsRequest>,
     ) -> Result<Response<pb::ListStudentsResponse>, Status> {
-        let ctx = context(&request);
-        let page = page(request.into_inner().page)?;
-        let students = self.service.list(&ctx, page).await?;
-        Ok(Response::new(pb::ListStudentsResponse {
-            students: students.into_iter().map(Into::into).collect(),
-        }))
+        let students =
+            crud::list(&self.service, &context(&request), request.into_inner().page).await?;
+        let students = students.into_iter().map(Into::into).collect();
+        Ok(Response::new(pb::ListStudentsResponse { students }))
     }
 
     async fn get_student(
         &self,
         request: Request<pb::GetStudentRequest>,
     ) -> Result<Response<pb::Student>, Status> {
-        let ctx = context(&request);
-        let id = Student::parse_id(&request.into_inner().id)?;
-        Ok(Response::new(self.service.get(&ctx, &id).await?.into()))
+        let student =
+            crud::get(&self.service, &context(&request), &request.into_inner().id).await?;
+        Ok(Response::new(student.into()))
     }
 
     async fn create_student(
@@ -76,14 +85,9 @@ impl<S: EntityService<Student>> StudentService for StudentGrpc<S> {
     ) -> Result<Response<pb::Student>, Status> {
         let ctx = context(&request);
         let r = request.into_inner();
-        let draft = Student::parse_draft(StudentInput {
-            name: Some(r.name),
-            first_name: Some(r.first_name),
-            last_name: Some(r.last_name),
-            course_ids: Some(r.course_ids),
-        })?;
+        let input = input(r.name, r.first_name, r.last_name, r.course_ids);
         Ok(Response::new(
-            self.service.create(&ctx, draft).await?.into(),
+            crud::create(&self.service, &ctx, input).await?.into(),
         ))
     }
 
@@ -93,15 +97,11 @@ impl<S: EntityService<Student>> StudentService for StudentGrpc<S> {
     ) -> Result<Response<pb::Student>, Status> {
         let ctx = context(&request);
         let r = request.into_inner();
-        let id = Student::parse_id(&r.id)?;
-        let draft = Student::parse_draft(StudentInput {
-            name: Some(r.name),
-            first_name: Some(r.first_name),
-            last_name: Some(r.last_name),
-            course_ids: Some(r.course_ids),
-        })?;
+        let input = input(r.name, r.first_name, r.last_name, r.course_ids);
         Ok(Response::new(
-            self.service.update(&ctx, &id, draft).await?.into(),
+            crud::update(&self.service, &ctx, &r.id, input)
+                .await?
+                .into(),
         ))
     }
 
@@ -109,9 +109,7 @@ impl<S: EntityService<Student>> StudentService for StudentGrpc<S> {
         &self,
         request: Request<pb::DeleteStudentRequest>,
     ) -> Result<Response<pb::DeleteStudentResponse>, Status> {
-        let ctx = context(&request);
-        let id = Student::parse_id(&request.into_inner().id)?;
-        self.service.delete(&ctx, &id).await?;
+        crud::delete(&self.service, &context(&request), &request.into_inner().id).await?;
         Ok(Response::new(pb::DeleteStudentResponse {}))
     }
 

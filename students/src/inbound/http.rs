@@ -1,7 +1,6 @@
 //! The HTTP API of students: the generic entity routes of `common`, told how to read a student.
 
-use actix_web::web;
-use common::{EntityService, http::JsonEntity, http::JsonFields};
+use common::http::{JsonEntity, JsonFields};
 use serde_json::{Value, json};
 
 use crate::domain::{Student, StudentInput};
@@ -32,14 +31,5 @@ impl JsonEntity for Student {
                 }
             }
         })
-    }
-}
-
-/// Adds the students routes to an app.
-pub fn routes<S: EntityService<Student>>(
-    service: S,
-) -> impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static {
-    move |cfg| {
-        cfg.service(common::http::entity_scope::<Student, S>(service.clone()));
     }
 }

@@ -15,19 +15,6 @@ use crate::domain::{CourseIds, PersonName, Student, StudentDraft};
 /// The schema migrations, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
 
-/// A pool that connects on first use, so the service starts (not ready) while the database is
-/// away. Every statement is bounded by `timeout`, on the server and on the client.
-pub fn pool(url: &Secret, max_connections: u32, timeout: Duration) -> Result<PgPool, String> {
-    let options = PgConnectOptions::from_str(url.expose())
-        .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?
-        .options([("statement_timeout", format!("{}", timeout.as_millis()))])
-        .application_name("nis-students");
-    Ok(PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(timeout)
-        .connect_lazy_with(options))
-}
-
 /// Students in PostgreSQL.
 #[derive(Debug, Clone)]
 pub struct PostgresStudents {
@@ -73,9 +60,18 @@ fn course_id_strings(draft: &StudentDraft) -> Vec<String> {
 }
 
 impl PostgresStudents {
-    /// A repository over `pool`; `timeout` bounds every call.
-    pub fn new(pool: PgPool, timeout: Duration) -> Self {
-        Self { pool, timeout }
+    /// A store whose pool connects on first use, so the service starts (not ready) while the
+    /// database is away. Every statement is bounded by `timeout`, on the server and the client.
+    pub fn connect(url: &Secret, max_connections: u32, timeout: Duration) -> Result<Self, String> {
+        let options = PgConnectOptions::from_str(url.expose())
+            .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?
+            .options([("statement_timeout", format!("{}", timeout.as_millis()))])
+            .application_name("nis-students");
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(timeout)
+            .connect_lazy_with(options);
+        Ok(Self { pool, timeout })
     }
 
     /// Applies the embedded migrations.
@@ -84,14 +80,6 @@ impl PostgresStudents {
             .run(&self.pool)
             .await
             .map_err(|e| format!("migrations failed: {e}"))
-    }
-
-    /// Checks that the database answers (readiness).
-    pub async fn ping(&self) -> Result<(), String> {
-        self.bounded(sqlx::query("SELECT 1").execute(&self.pool))
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string())
     }
 
     /// Runs one database call under the deadline, mapping its errors.
@@ -203,5 +191,11 @@ impl Repository<Student> for PostgresStudents {
             )
             .await?;
         Ok(done.rows_affected() == 1)
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        self.bounded(sqlx::query("SELECT 1").execute(&self.pool))
+            .await
+            .map(|_| ())
     }
 }

@@ -2,12 +2,9 @@
 
 use common::proto::v1::{self as pb};
 use tonic::Code;
-use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
-};
 use tonic_types::StatusExt as _;
 
-use crate::helpers::{course_ids, spawn};
+use crate::helpers::{course_ids, grpc, spawn};
 
 fn create(name: &str, courses: Vec<String>) -> pb::CreateStudentRequest {
     pb::CreateStudentRequest {
@@ -21,7 +18,7 @@ fn create(name: &str, courses: Vec<String>) -> pb::CreateStudentRequest {
 #[tokio::test]
 async fn crud_round_trip() {
     let app = spawn().await;
-    let mut client = app.grpc().await;
+    let mut client = grpc(&app).await;
     let courses = course_ids(2);
     let created = client
         .create_student(create(
@@ -97,8 +94,7 @@ async fn crud_round_trip() {
     assert_eq!(gone.code(), Code::NotFound);
 
     // The HTTP API sees what gRPC wrote.
-    let over_http =
-        crate::helpers::body(app.get(&format!("/api/students/{}", second.id)).await).await;
+    let over_http = testkit::body(app.get(&format!("/api/students/{}", second.id)).await).await;
     assert_eq!(over_http["data"]["name"], "turing");
     app.stop().await;
 }
@@ -106,7 +102,7 @@ async fn crud_round_trip() {
 #[tokio::test]
 async fn errors_map_to_grpc_codes() {
     let app = spawn().await;
-    let mut client = app.grpc().await;
+    let mut client = grpc(&app).await;
 
     let invalid = client
         .create_student(pb::CreateStudentRequest {
@@ -192,42 +188,10 @@ async fn errors_map_to_grpc_codes() {
 }
 
 #[tokio::test]
-async fn health_follows_readiness_and_reflection_lists_the_service() {
+async fn health_is_serving_and_reflection_lists_the_service() {
     let app = spawn().await;
-    let channel = tonic::transport::Channel::from_shared(format!("http://{}", app.grpc_addr))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    let mut health = HealthClient::new(channel.clone());
-    let status = testkit::wait_for(
-        "gRPC health SERVING",
-        std::time::Duration::from_secs(10),
-        || {
-            let mut health = health.clone();
-            async move {
-                let answer = health
-                    .check(HealthCheckRequest {
-                        service: "nis.v1.StudentService".into(),
-                    })
-                    .await
-                    .ok()?
-                    .into_inner();
-                (answer.status == ServingStatus::Serving as i32).then_some(answer.status)
-            }
-        },
-    )
-    .await;
-    assert_eq!(status, ServingStatus::Serving as i32);
-    let overall = health
-        .check(HealthCheckRequest {
-            service: String::new(),
-        })
-        .await
-        .expect("check");
-    assert_eq!(overall.into_inner().status, ServingStatus::Serving as i32);
-
-    let names = reflection_services(channel).await;
+    testkit::grpc::assert_serving(app.channel().await, "nis.v1.StudentService").await;
+    let names = testkit::grpc::reflected_services(app.channel().await).await;
     assert!(
         names.iter().any(|n| n == "nis.v1.StudentService"),
         "{names:?}"
@@ -237,32 +201,4 @@ async fn health_follows_readiness_and_reflection_lists_the_service() {
         "{names:?}"
     );
     app.stop().await;
-}
-
-async fn reflection_services(channel: tonic::transport::Channel) -> Vec<String> {
-    use tonic_reflection::pb::v1::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
-        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
-    };
-    let mut client = ServerReflectionClient::new(channel);
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
-    };
-    let mut stream = client
-        .server_reflection_info(futures::stream::iter([request]))
-        .await
-        .expect("reflection")
-        .into_inner();
-    let answer = stream
-        .message()
-        .await
-        .expect("answer")
-        .expect("one message");
-    match answer.message_response {
-        Some(MessageResponse::ListServicesResponse(list)) => {
-            list.service.into_iter().map(|s| s.name).collect()
-        }
-        other => panic!("unexpected reflection answer {other:?}"),
-    }
 }

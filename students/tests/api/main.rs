@@ -1,8 +1,10 @@
 //! Black-box tests of the students service against real PostgreSQL and Redis: each test starts
-//! the service on free ports with its own database and Redis key prefix.
+//! the service on free ports with its own database and Redis key prefix. The checks every
+//! service shares live in `testkit::contract`; this crate adds what is particular to students.
 
+mod binary;
 mod cache;
-mod config;
+mod contract;
 mod grpc;
 mod helpers;
 mod http;

@@ -1,0 +1,42 @@
+//! The courses service's configuration, from environment variables.
+
+use common::{
+    config::{ConfigError, Env, ServiceSettings},
+    secret::Secret,
+};
+
+/// Default HTTP port of courses.
+pub const HTTP_PORT: u16 = 8010;
+/// Default gRPC port of courses.
+pub const GRPC_PORT: u16 = 50010;
+
+/// Everything courses reads at start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Shared settings (addresses, prefix, cache, timeouts, logging).
+    pub service: ServiceSettings,
+    /// `MONGODB_URI`: the MongoDB server (required).
+    pub mongodb_uri: Secret,
+    /// `MONGODB_DATABASE`: the database of courses (default `{NIS_PREFIX}_courses`).
+    pub mongodb_database: String,
+    /// `STARTUP_TIMEOUT_SECS`: how long start-up waits for MongoDB to create the indexes (default 60).
+    pub startup_timeout: std::time::Duration,
+}
+
+impl Config {
+    /// Reads the configuration; every missing or malformed variable is named in the error.
+    pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
+        let service = ServiceSettings::read(&mut env, HTTP_PORT, GRPC_PORT);
+        let mongodb_uri = env.required("MONGODB_URI", "the MongoDB connection URI");
+        let mongodb_database =
+            env.optional("MONGODB_DATABASE", format!("{}_courses", service.prefix));
+        let startup_timeout = env.secs("STARTUP_TIMEOUT_SECS", 60);
+        env.finish()?;
+        Ok(Self {
+            service,
+            mongodb_uri,
+            mongodb_database,
+            startup_timeout,
+        })
+    }
+}

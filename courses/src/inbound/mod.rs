@@ -1,0 +1,4 @@
+//! Adapters from the outside in: HTTP and gRPC.
+
+pub mod grpc;
+pub mod http;

@@ -1,0 +1,3 @@
+//! Adapters to the outside: the MongoDB store.
+
+pub mod mongo;

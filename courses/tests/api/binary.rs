@@ -1,0 +1,38 @@
+//! The real binary: configuration errors, JSON logs with request ids, graceful shutdown.
+
+use testkit::process;
+
+use crate::helpers::drop_database;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_courses");
+
+#[test]
+fn a_missing_mongodb_uri_stops_the_program_naming_it() {
+    process::assert_config_error_names(BINARY, &[], &["MONGODB_URI"]);
+}
+
+#[test]
+fn malformed_settings_are_named() {
+    process::assert_config_error_names(
+        BINARY,
+        &[
+            ("MONGODB_URI", "mongodb://localhost"),
+            ("GRPC_ADDR", "nowhere"),
+            ("CACHE_TIMEOUT_MS", "-5"),
+        ],
+        &["GRPC_ADDR", "CACHE_TIMEOUT_MS"],
+    );
+}
+
+#[tokio::test]
+async fn json_logs_carry_the_request_id_and_sigterm_exits_cleanly() {
+    let database = testkit::unique_name("courses_test");
+    let env = vec![
+        ("MONGODB_URI".to_owned(), testkit::mongodb_uri()),
+        ("MONGODB_DATABASE".to_owned(), database.clone()),
+        ("REDIS_URL".to_owned(), testkit::redis_url()),
+        ("NIS_PREFIX".to_owned(), testkit::unique_name("t")),
+    ];
+    process::assert_json_logs_and_graceful_stop(BINARY, &env, "courses").await;
+    drop_database(database).await;
+}

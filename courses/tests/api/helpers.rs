@@ -1,0 +1,69 @@
+//! Starting a courses service for one test.
+
+use std::time::Duration;
+
+use common::{proto::v1::course_service_client::CourseServiceClient, secret::Secret};
+use courses::{app, config::Config};
+use serde_json::{Value, json};
+use testkit::{TestService, contract::Kind};
+
+/// How the shared contract checks make courses.
+pub const KIND: Kind = Kind {
+    name: "courses",
+    unknown_id: || "0123456789abcdef01234567".to_owned(),
+    malformed_id: "0123456789abcdef0123456z",
+    valid: course,
+    links_field: "student_ids",
+    other_ids: student_ids,
+    text_field: "name",
+};
+
+/// A valid course body.
+pub fn course(n: u32) -> Value {
+    json!({
+        "name": format!("Course {n}"),
+        "description": "Groups, rings and fields",
+        "discipline": "Mathematics",
+        "teacher": "Emmy Noether",
+        "student_ids": []
+    })
+}
+
+/// Some well-formed student ids.
+pub fn student_ids(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("01890000-0000-7000-8000-{i:012x}"))
+        .collect()
+}
+
+pub async fn spawn() -> TestService {
+    spawn_with(false).await
+}
+
+pub async fn spawn_without_redis() -> TestService {
+    spawn_with(true).await
+}
+
+/// Starts courses on a database of its own.
+async fn spawn_with(dead_redis: bool) -> TestService {
+    let database = testkit::unique_name("courses_test");
+    let prefix = testkit::unique_name("t");
+    let config = Config {
+        service: testkit::settings(&prefix, dead_redis),
+        mongodb_uri: Secret::new(testkit::mongodb_uri()),
+        mongodb_database: database.clone(),
+        startup_timeout: Duration::from_secs(20),
+    };
+    let running = app::start(&config).await.expect("courses starts");
+    TestService::new(running, prefix, Box::pin(drop_database(database)))
+}
+
+pub async fn drop_database(database: String) {
+    if let Ok(client) = mongodb::Client::with_uri_str(testkit::mongodb_uri()).await {
+        let _ = client.database(&database).drop().await;
+    }
+}
+
+pub async fn grpc(app: &TestService) -> CourseServiceClient<tonic::transport::Channel> {
+    CourseServiceClient::new(app.channel().await)
+}

@@ -1,0 +1,102 @@
+//! Checks on a service's real binary: configuration errors, JSON logs, graceful shutdown.
+
+use std::{
+    io::{BufRead as _, BufReader},
+    process::{Command, Stdio},
+    time::Duration,
+};
+
+use serde_json::Value;
+
+/// Runs `binary` with only `env` and asserts it exits non-zero naming every one of `names`.
+pub fn assert_config_error_names(binary: &str, env: &[(&str, &str)], names: &[&str]) {
+    let output = Command::new(binary)
+        .env_clear()
+        .envs(env.iter().copied())
+        .output()
+        .expect("run the binary");
+    assert!(
+        !output.status.success(),
+        "{binary} started without {names:?}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    for name in names {
+        assert!(
+            stderr.contains(name),
+            "stderr does not name {name}: {stderr}"
+        );
+    }
+}
+
+/// A free TCP port on loopback.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Starts `binary` with `env` plus JSON logs and free ports, waits until ready, makes one list
+/// request of `kind` with a known request id, finds that id in a JSON log line, then sends
+/// SIGTERM and expects exit 0.
+pub async fn assert_json_logs_and_graceful_stop(
+    binary: &str,
+    env: &[(String, String)],
+    kind: &str,
+) {
+    let http_port = free_port();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("LOG_FORMAT", "json")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the binary");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{http_port}");
+    super::wait_for("the service ready", Duration::from_secs(30), || {
+        let request = client.get(format!("{base}/readyz")).send();
+        async move { request.await.ok().filter(|r| r.status() == 200) }
+    })
+    .await;
+    let response = client
+        .get(format!("{base}/api/{kind}"))
+        .header("x-request-id", "log-me-42")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 200);
+
+    let line = (0..500)
+        .find_map(|_| {
+            let line = lines_rx.recv_timeout(Duration::from_secs(10)).ok()?;
+            let json: Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            (json["fields"]["request_id"] == "log-me-42").then_some(json)
+        })
+        .expect("a JSON log line with the request id");
+    assert_eq!(line["fields"]["operation"], "list");
+    assert_eq!(line["fields"]["transport"], "http");
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}

@@ -1,0 +1,160 @@
+//! A service started in the test process, and how to talk to it over HTTP.
+
+use std::{net::SocketAddr, time::Duration};
+
+use common::{
+    config::{CacheSettings, ServiceSettings},
+    secret::Secret,
+    server::Running,
+    telemetry::{self, LogFormat},
+};
+use futures::future::BoxFuture;
+use reqwest::{Client, Response};
+use serde_json::Value;
+
+/// Settings for a service under test: free ports, the given key prefix, one worker, short
+/// timeouts; the cache at the test Redis or, with `dead_redis`, at a port where nothing listens.
+pub fn settings(prefix: &str, dead_redis: bool) -> ServiceSettings {
+    if std::env::var_os("TEST_LOG").is_some() {
+        telemetry::init_tracing(LogFormat::Text);
+    }
+    ServiceSettings {
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        grpc_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        prefix: prefix.to_owned(),
+        log_format: LogFormat::Text,
+        http_workers: 1,
+        store_timeout: Duration::from_secs(5),
+        shutdown_grace: Duration::from_secs(5),
+        cache: CacheSettings {
+            url: Secret::new(if dead_redis {
+                super::DEAD_REDIS_URL.to_owned()
+            } else {
+                super::redis_url()
+            }),
+            ttl: Duration::from_secs(300),
+            timeout: Duration::from_millis(250),
+        },
+    }
+}
+
+/// A running service with its own store and key prefix; [`TestService::stop`] removes both.
+pub struct TestService {
+    /// `http://127.0.0.1:<port>`.
+    pub base: String,
+    /// The gRPC listener.
+    pub grpc_addr: SocketAddr,
+    /// A client for the HTTP API.
+    pub client: Client,
+    prefix: String,
+    running: Option<Running>,
+    drop_store: Option<BoxFuture<'static, ()>>,
+}
+
+impl TestService {
+    /// Wraps a started service; `drop_store` removes its database when the test ends.
+    pub fn new(running: Running, prefix: String, drop_store: BoxFuture<'static, ()>) -> Self {
+        Self {
+            base: format!("http://{}", running.http_addr),
+            grpc_addr: running.grpc_addr,
+            client: Client::new(),
+            prefix,
+            running: Some(running),
+            drop_store: Some(drop_store),
+        }
+    }
+
+    /// The full URL of `path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// `GET path`.
+    pub async fn get(&self, path: &str) -> Response {
+        self.client.get(self.url(path)).send().await.expect("GET")
+    }
+
+    /// `POST path` with a JSON body.
+    pub async fn post_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .post(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
+    /// `PUT path` with a JSON body.
+    pub async fn put_json(&self, path: &str, body: &Value) -> Response {
+        self.client
+            .put(self.url(path))
+            .json(body)
+            .send()
+            .await
+            .expect("PUT")
+    }
+
+    /// `DELETE path`.
+    pub async fn delete(&self, path: &str) -> Response {
+        self.client
+            .delete(self.url(path))
+            .send()
+            .await
+            .expect("DELETE")
+    }
+
+    /// `POST /api/{kind}` that must succeed; returns the created entity (`data`).
+    pub async fn create(&self, kind: &str, entity: &Value) -> Value {
+        let response = self.post_json(&format!("/api/{kind}"), entity).await;
+        assert_eq!(response.status(), 201, "create {entity}");
+        body(response).await["data"].clone()
+    }
+
+    /// The `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        super::scrape(&self.client, &self.base).await
+    }
+
+    /// A gRPC channel to the service.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(format!("http://{}", self.grpc_addr))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("gRPC connect")
+    }
+
+    /// Stops the service gracefully and removes its database and Redis keys.
+    pub async fn stop(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+        super::delete_redis_keys(&self.prefix).await;
+        if let Some(drop_store) = self.drop_store.take() {
+            drop_store.await;
+        }
+    }
+}
+
+/// The JSON body of a response.
+pub async fn body(response: Response) -> Value {
+    response.json().await.expect("JSON body")
+}
+
+/// Asserts an error response: status, code, a message, and the fields named in `details`.
+pub async fn assert_error(response: Response, status: u16, code: &str, fields: &[&str]) {
+    assert_eq!(response.status(), status);
+    let body = body(response).await;
+    assert_eq!(body["error"]["code"], code, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    let named: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|e| e["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(named, fields, "{body}");
+}
