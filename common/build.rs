@@ -17,6 +17,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // The cross queries return the other service's entities as JSON, field names as in proto.
+        .type_attribute("nis.v1.Student", "#[derive(serde::Serialize)]")
+        .type_attribute("nis.v1.Course", "#[derive(serde::Serialize)]")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -99,11 +99,18 @@ TARGET=$(target_dir)
 
 nis_lock
 
-# One line per service.
-start_service students "$STUDENTS_HTTP_ADDR" "$STUDENTS_GRPC_ADDR" DATABASE_URL="$DATABASE_URL"
+# The streams and consumers of the relation sync (idempotent: a no-op when they exist).
+log "initializer: creating or updating the JetStream streams"
+"$TARGET/debug/initializer" >>"$NIS_RUN_DIR/initializer.log" 2>&1 \
+  || { tail -n 20 "$NIS_RUN_DIR/initializer.log" >&2; die "the initializer failed (log: .run/initializer.log)"; }
+
+# One line per service; each reaches the other over gRPC for the cross queries.
+start_service students "$STUDENTS_HTTP_ADDR" "$STUDENTS_GRPC_ADDR" DATABASE_URL="$DATABASE_URL" \
+  COURSES_GRPC_URL="http://${COURSES_GRPC_ADDR/#0.0.0.0:/127.0.0.1:}"
 # courses: on MONGODB_URI when set, else on a MongoDB-compatible test server (scripts/mongo.sh).
 MONGODB_URI=${MONGODB_URI:-$("$NIS_ROOT/scripts/mongo.sh" start)}
-start_service courses "$COURSES_HTTP_ADDR" "$COURSES_GRPC_ADDR" MONGODB_URI="$MONGODB_URI"
+start_service courses "$COURSES_HTTP_ADDR" "$COURSES_GRPC_ADDR" MONGODB_URI="$MONGODB_URI" \
+  STUDENTS_GRPC_URL="http://${STUDENTS_GRPC_ADDR/#0.0.0.0:/127.0.0.1:}"
 
 echo
 echo "nis is up:"

@@ -19,7 +19,7 @@ pub trait ServiceProgram: Sized {
     /// The entity it owns.
     type Entity: JsonEntity + GrpcEntity;
     /// Where it keeps them.
-    type Store: Repository<Self::Entity>;
+    type Store: Repository<Self::Entity> + crate::queue::Outbox;
 
     /// Reads the configuration from the environment.
     fn load() -> Result<Self, ConfigError>;

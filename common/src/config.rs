@@ -107,6 +107,21 @@ impl Env {
     }
 }
 
+/// `NIS_PREFIX` (default `nis`): the namespace of Redis keys, streams, subjects and database
+/// names. Letters, digits, `_` and `-` only, so it is safe in all of them.
+pub fn read_prefix(env: &mut Env) -> String {
+    let prefix: String = env.optional("NIS_PREFIX", "nis".to_owned());
+    if !prefix
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        env.problems.push(format!(
+            "NIS_PREFIX has an invalid value {prefix:?}: use letters, digits, '_' or '-'"
+        ));
+    }
+    prefix
+}
+
 /// Redis cache settings.
 #[derive(Debug, Clone)]
 pub struct CacheSettings {
@@ -118,7 +133,20 @@ pub struct CacheSettings {
     pub timeout: Duration,
 }
 
-/// Settings every service reads the same way; `default_http`/`default_grpc` are its ports.
+/// What differs between services in how they read [`ServiceSettings`].
+#[derive(Debug, Clone, Copy)]
+pub struct Defaults {
+    /// Default HTTP port.
+    pub http_port: u16,
+    /// Default gRPC port.
+    pub grpc_port: u16,
+    /// The variable naming the other service's gRPC URL (`STUDENTS_GRPC_URL` for courses).
+    pub peer_var: &'static str,
+    /// Its default (the other service under `make up`).
+    pub peer_url: &'static str,
+}
+
+/// Settings every service reads the same way.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
     /// `HTTP_ADDR`.
@@ -137,23 +165,27 @@ pub struct ServiceSettings {
     pub shutdown_grace: Duration,
     /// The Redis cache.
     pub cache: CacheSettings,
+    /// `NATS_URL`: the NATS server with JetStream (default `nats://127.0.0.1:4222`).
+    pub nats_url: String,
+    /// The other service's gRPC URL, for cross queries (`COURSES_GRPC_URL` / `STUDENTS_GRPC_URL`).
+    pub peer_url: String,
+    /// `PEER_TIMEOUT_MS`: the deadline of a cross query to the other service (default 1500).
+    pub peer_timeout: Duration,
 }
 
 impl ServiceSettings {
     /// Reads the shared settings; problems are recorded in `env`.
-    pub fn read(env: &mut Env, default_http: u16, default_grpc: u16) -> Self {
-        let prefix: String = env.optional("NIS_PREFIX", "nis".to_owned());
-        if !prefix
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
-        {
-            env.problems.push(format!(
-                "NIS_PREFIX has an invalid value {prefix:?}: use letters, digits, '_' or '-'"
-            ));
-        }
+    pub fn read(env: &mut Env, defaults: Defaults) -> Self {
+        let prefix = read_prefix(env);
         Self {
-            http_addr: env.optional("HTTP_ADDR", SocketAddr::from(([0, 0, 0, 0], default_http))),
-            grpc_addr: env.optional("GRPC_ADDR", SocketAddr::from(([0, 0, 0, 0], default_grpc))),
+            http_addr: env.optional(
+                "HTTP_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], defaults.http_port)),
+            ),
+            grpc_addr: env.optional(
+                "GRPC_ADDR",
+                SocketAddr::from(([0, 0, 0, 0], defaults.grpc_port)),
+            ),
             prefix,
             log_format: env.optional("LOG_FORMAT", LogFormat::Text),
             http_workers: env.optional(
@@ -167,6 +199,9 @@ impl ServiceSettings {
                 ttl: env.secs("CACHE_TTL_SECS", 300),
                 timeout: env.millis("CACHE_TIMEOUT_MS", 250),
             },
+            nats_url: env.optional("NATS_URL", "nats://127.0.0.1:4222".to_owned()),
+            peer_url: env.optional(defaults.peer_var, defaults.peer_url.to_owned()),
+            peer_timeout: env.millis("PEER_TIMEOUT_MS", 1_500),
         }
     }
 }
@@ -174,6 +209,13 @@ impl ServiceSettings {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const DEFAULTS: Defaults = Defaults {
+        http_port: 8020,
+        grpc_port: 50020,
+        peer_var: "COURSES_GRPC_URL",
+        peer_url: "http://127.0.0.1:50010",
+    };
 
     fn env(pairs: &[(&str, &str)]) -> Env {
         Env::from_map(
@@ -188,7 +230,7 @@ mod tests {
     fn every_problem_is_reported_by_name() {
         let mut e = env(&[("CACHE_TTL_SECS", "soon"), ("DATABASE_URL", "  ")]);
         let _: Secret = e.required("DATABASE_URL", "the PostgreSQL URL");
-        let _ = ServiceSettings::read(&mut e, 1, 2);
+        let _ = ServiceSettings::read(&mut e, DEFAULTS);
         let err = e.finish().expect_err("two problems");
         let text = err.to_string();
         assert!(text.contains("DATABASE_URL is not set"), "{text}");
@@ -201,7 +243,7 @@ mod tests {
     #[test]
     fn defaults_apply_when_unset() {
         let mut e = env(&[]);
-        let s = ServiceSettings::read(&mut e, 8020, 50020);
+        let s = ServiceSettings::read(&mut e, DEFAULTS);
         e.finish().expect("no problems");
         assert_eq!(s.http_addr.port(), 8020);
         assert_eq!(s.grpc_addr.port(), 50020);
@@ -212,7 +254,7 @@ mod tests {
     #[test]
     fn a_bad_prefix_is_refused() {
         let mut e = env(&[("NIS_PREFIX", "a:b")]);
-        let _ = ServiceSettings::read(&mut e, 1, 2);
+        let _ = ServiceSettings::read(&mut e, DEFAULTS);
         assert!(e.finish().is_err());
     }
 }

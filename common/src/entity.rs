@@ -28,6 +28,8 @@ pub trait Entity:
 {
     /// Its id.
     type Id: EntityId;
+    /// The id of the entities of the other kind it links to.
+    type OtherId: EntityId;
     /// The raw, unvalidated fields of a create or update, as a transport received them.
     type Input: Default + Send + 'static;
     /// The validated fields of a create or update: everything but the id.
@@ -37,9 +39,16 @@ pub trait Entity:
     const KIND: &'static str;
     /// Singular, for messages ("student not found").
     const SINGULAR: &'static str;
+    /// The other kind, plural (`courses` for a student): names the cross-query route.
+    const OTHER_KIND: &'static str;
+    /// The most links one entity may hold (15 for a student, 60 for a course).
+    const LINK_LIMIT: usize;
 
     /// The entity's id.
     fn id(&self) -> &Self::Id;
+
+    /// The ids of the entities of the other kind it links to.
+    fn links(&self) -> &[Self::OtherId];
 
     /// Validates raw input, reporting every broken field rule at once.
     fn parse_draft(input: Self::Input) -> Result<Self::Draft, Error>;

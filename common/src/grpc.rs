@@ -47,13 +47,18 @@ impl From<Error> for Status {
     }
 }
 
-/// An entity whose service has a gRPC API.
+/// An entity whose service has a gRPC API, and whose cross query asks the other service.
 pub trait GrpcEntity: Entity {
     /// The fully qualified gRPC service name, e.g. `nis.v1.StudentService` (its health key).
     const GRPC_SERVICE: &'static str;
+    /// The client of the other service that answers this entity's cross query.
+    type Peer: crate::peers::Peer;
 
     /// Adds the entity's gRPC service, backed by `service`, to `router`.
     fn add_grpc_service<S: EntityService<Self>>(router: Router, service: S) -> Router;
+
+    /// The client of the other service at `url`, each call bounded by `timeout`.
+    fn peer(url: &str, timeout: std::time::Duration) -> Result<Self::Peer, String>;
 }
 
 /// The service context of a gRPC request (request id from `x-request-id` metadata, or new).
@@ -72,7 +77,7 @@ pub fn context<T>(request: &Request<T>) -> Context {
 pub mod crud {
     use tonic::Status;
 
-    use crate::{Context, Entity, EntityService, Page, proto::v1 as pb};
+    use crate::{Context, Entity, EntityService, Error, Page, proto::v1 as pb};
 
     /// List a page (`None` or limit 0 means the default limit).
     pub async fn list<E: Entity, S: EntityService<E>>(
@@ -100,7 +105,7 @@ pub mod crud {
         ctx: &Context,
         input: E::Input,
     ) -> Result<E, Status> {
-        Ok(service.create(ctx, E::parse_draft(input)?).await?)
+        Ok(service.create(ctx, E::parse_draft(input)?).await?.value)
     }
 
     /// Validate `input` and replace entity `id` with it.
@@ -111,7 +116,10 @@ pub mod crud {
         input: E::Input,
     ) -> Result<E, Status> {
         let id = E::parse_id(id)?;
-        Ok(service.update(ctx, &id, E::parse_draft(input)?).await?)
+        Ok(service
+            .update(ctx, &id, E::parse_draft(input)?)
+            .await?
+            .value)
     }
 
     /// Delete entity `id`.
@@ -120,7 +128,21 @@ pub mod crud {
         ctx: &Context,
         id: &str,
     ) -> Result<(), Status> {
-        Ok(service.delete(ctx, &E::parse_id(id)?).await?)
+        service.delete(ctx, &E::parse_id(id)?).await?;
+        Ok(())
+    }
+
+    /// A page of the entities that link `other` (an id of the other kind, as sent).
+    pub async fn list_linked<E: Entity, S: EntityService<E>>(
+        service: &S,
+        ctx: &Context,
+        other: &str,
+        page: Option<pb::Page>,
+    ) -> Result<Vec<E>, Status> {
+        let other = other.parse::<E::OtherId>().map_err(Error::BadRequest)?;
+        let page = page.unwrap_or_default();
+        let page = Page::from_grpc(page.limit, page.offset)?;
+        Ok(service.list_linked(ctx, &other, page).await?)
     }
 }
 

@@ -4,7 +4,11 @@
 use std::{net::SocketAddr, time::Duration};
 
 use actix_web::web;
-use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::transport::server::Router;
 use tonic_health::{ServingStatus, server::HealthReporter};
@@ -16,6 +20,7 @@ use crate::{
     decorators,
     grpc::GrpcEntity,
     http::{self, JsonEntity},
+    queue::{Outbox, StreamSettings, Topology, consumer, relay},
     readiness::Readiness,
     service::Core,
     telemetry,
@@ -48,6 +53,8 @@ pub struct Running {
     pub grpc_addr: SocketAddr,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    /// Queue work (relay, consumer) to stop once the servers have stopped.
+    background: Option<(watch::Sender<bool>, Vec<JoinHandle<()>>)>,
 }
 
 impl Running {
@@ -55,6 +62,12 @@ impl Running {
     pub async fn stop(self) {
         let _ = self.stop.send(());
         let _ = self.task.await;
+        if let Some((stop, tasks)) = self.background {
+            let _ = stop.send(true);
+            for task in tasks {
+                let _ = task.await;
+            }
+        }
     }
 
     /// Runs until SIGTERM or SIGINT, then stops gracefully.
@@ -67,20 +80,34 @@ impl Running {
 }
 
 /// Starts the service of entity `E` over `store`: the core, wrapped in the cache, metrics and
-/// logging decorators, served over HTTP and gRPC, ready when the store answers (the cache is
-/// optional: without it the service is degraded, not down).
+/// logging decorators, served over HTTP and gRPC and fed by the queue consumer, with the outbox
+/// relay publishing what its writes record. Ready when the store answers and the streams
+/// exist; the cache is optional (without it the service is degraded, not down).
 pub async fn start_entity_service<E, R>(
     settings: &ServiceSettings,
     store: R,
 ) -> Result<Running, StartError>
 where
     E: JsonEntity + GrpcEntity,
-    R: Repository<E>,
+    R: Repository<E> + Outbox,
 {
     let cache = RedisCache::new(&settings.cache, &settings.prefix, E::KIND)
         .map_err(|e| StartError::Other(e.to_string()))?;
+    let peer = E::peer(&settings.peer_url, settings.peer_timeout).map_err(StartError::Other)?;
+    let nats = async_nats::ConnectOptions::new()
+        .name(format!("nis-{}", E::KIND))
+        .retry_on_initial_connect()
+        .connection_timeout(Duration::from_secs(2))
+        .request_timeout(Some(Duration::from_secs(5)))
+        .connect(settings.nats_url.as_str())
+        .await
+        .map_err(|e| StartError::Other(format!("NATS_URL {}: {e}", settings.nats_url)))?;
+    let jetstream = async_nats::jetstream::new(nats.clone());
+    let topology = Topology::new(&settings.prefix);
+
     let probe_store = store.clone();
     let probe_cache = cache.clone();
+    let probe_streams = (nats, jetstream.clone(), topology.clone());
     let readiness = Readiness::default()
         .with("database", true, move || {
             let store = probe_store.clone();
@@ -89,19 +116,62 @@ where
         .with("cache", false, move || {
             let cache = probe_cache.clone();
             async move { cache.ping().await.map_err(|e| e.to_string()) }
+        })
+        .with("queue", true, move || {
+            let (nats, jetstream, topology) = probe_streams.clone();
+            async move { streams_ready(&nats, &jetstream, &topology).await }
         });
-    let service = decorators::stack(Core::new(store), cache);
+
+    let service = decorators::stack(Core::new(store.clone()), cache);
+    let (stop_background, background_stopped) = watch::channel(false);
+    let background = vec![
+        tokio::spawn(relay::run(
+            jetstream.clone(),
+            store,
+            E::KIND,
+            background_stopped.clone(),
+        )),
+        tokio::spawn(consumer::run::<E, _>(
+            jetstream,
+            topology,
+            service.clone(),
+            background_stopped,
+        )),
+    ];
     let grpc_service = service.clone();
-    start(
+    let mut running = start(
         settings,
         readiness,
         move |cfg| {
-            cfg.service(http::entity_scope::<E, _>(service.clone()));
+            cfg.service(http::entity_scope::<E, _, _>(service.clone(), peer.clone()));
         },
         move |router| E::add_grpc_service(router, grpc_service),
         E::GRPC_SERVICE,
     )
-    .await
+    .await?;
+    running.background = Some((stop_background, background));
+    Ok(running)
+}
+
+/// Ready when NATS is connected and every stream of the topology exists; the error names what
+/// is missing.
+async fn streams_ready(
+    nats: &async_nats::Client,
+    jetstream: &async_nats::jetstream::Context,
+    topology: &Topology,
+) -> Result<(), String> {
+    if nats.connection_state() != async_nats::connection::State::Connected {
+        return Err("not connected to NATS".into());
+    }
+    for stream in topology.streams(&StreamSettings::default()) {
+        if jetstream.get_stream(&stream.name).await.is_err() {
+            return Err(format!(
+                "stream {} is missing (run the initializer)",
+                stream.name
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Retries `attempt` with exponential back-off (200 ms doubling to 5 s) until it succeeds or
@@ -210,6 +280,7 @@ pub async fn start(
         grpc_addr,
         stop,
         task,
+        background: None,
     })
 }
 

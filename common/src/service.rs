@@ -4,7 +4,7 @@
 
 use std::{fmt, future::Future};
 
-use crate::{entity::Entity, error::Error, paging::Page};
+use crate::{entity::Entity, error::Error, links::Outcome, paging::Page};
 
 /// Which inbound adapter a request came through (the `transport` metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,37 @@ impl Context {
     }
 }
 
+/// The result of a write, with the ids of the entities of the other kind whose link with the
+/// written entity changed (the cross queries that became stale).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written<T> {
+    /// What the write returns.
+    pub value: T,
+    /// Other-kind ids whose link changed.
+    pub relinked: Vec<String>,
+}
+
+impl<T> Written<T> {
+    /// A result and the links it changed.
+    pub fn new(value: T, relinked: Vec<String>) -> Self {
+        Self { value, relinked }
+    }
+}
+
+/// A change of the relation received from the other side: `other` now does (`linked`) or does
+/// not link `entity`, as of the pair's logical `clock` (see [`crate::links`]).
+#[derive(Debug, Clone)]
+pub struct IncomingLink<E: Entity> {
+    /// The entity of this side.
+    pub entity: E::Id,
+    /// The entity of the other side.
+    pub other: E::OtherId,
+    /// Whether the other side links the pair.
+    pub linked: bool,
+    /// The pair's clock at the change.
+    pub clock: i64,
+}
+
 /// The operations a service offers on its entity: the port every inbound adapter calls.
 pub trait EntityService<E: Entity>: Clone + Send + Sync + 'static {
     /// A page of entities, oldest first.
@@ -65,34 +96,74 @@ pub trait EntityService<E: Entity>: Clone + Send + Sync + 'static {
         &self,
         ctx: &Context,
         draft: E::Draft,
-    ) -> impl Future<Output = Result<E, Error>> + Send;
+    ) -> impl Future<Output = Result<Written<E>, Error>> + Send;
     /// Replaces an entity's fields.
     fn update(
         &self,
         ctx: &Context,
         id: &E::Id,
         draft: E::Draft,
-    ) -> impl Future<Output = Result<E, Error>> + Send;
+    ) -> impl Future<Output = Result<Written<E>, Error>> + Send;
     /// Removes an entity.
-    fn delete(&self, ctx: &Context, id: &E::Id) -> impl Future<Output = Result<(), Error>> + Send;
+    fn delete(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+    ) -> impl Future<Output = Result<Written<()>, Error>> + Send;
+    /// A page of the entities that link `other` (the cross query this service answers).
+    fn list_linked(
+        &self,
+        ctx: &Context,
+        other: &E::OtherId,
+        page: Page,
+    ) -> impl Future<Output = Result<Vec<E>, Error>> + Send;
+    /// Applies a change of the relation made by the other side.
+    fn apply_link(
+        &self,
+        ctx: &Context,
+        change: IncomingLink<E>,
+    ) -> impl Future<Output = Result<Written<Outcome>, Error>> + Send;
 }
 
-/// Where entities are kept: the port every store adapter implements.
+/// Where entities are kept: the port every store adapter implements. Every write that changes
+/// links records the outgoing changes in the store's outbox in the same atomic step (see
+/// [`crate::queue::relay::Outbox`]), following [`crate::links`].
 pub trait Repository<E: Entity>: Clone + Send + Sync + 'static {
     /// A page of entities in creation order.
     fn list(&self, page: Page) -> impl Future<Output = Result<Vec<E>, Error>> + Send;
     /// The entity with this id, if any.
     fn get(&self, id: &E::Id) -> impl Future<Output = Result<Option<E>, Error>> + Send;
     /// Stores a new entity (`Conflict` when a unique rule is broken).
-    fn insert(&self, draft: E::Draft) -> impl Future<Output = Result<E, Error>> + Send;
+    fn insert(
+        &self,
+        ctx: &Context,
+        draft: E::Draft,
+    ) -> impl Future<Output = Result<Written<E>, Error>> + Send;
     /// Replaces the fields of an existing entity; `None` when there is none.
     fn replace(
         &self,
+        ctx: &Context,
         id: &E::Id,
         draft: E::Draft,
-    ) -> impl Future<Output = Result<Option<E>, Error>> + Send;
-    /// Removes an entity; `false` when there was none.
-    fn delete(&self, id: &E::Id) -> impl Future<Output = Result<bool, Error>> + Send;
+    ) -> impl Future<Output = Result<Option<Written<E>>, Error>> + Send;
+    /// Removes an entity; `None` when there was none.
+    fn delete(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+    ) -> impl Future<Output = Result<Option<Written<()>>, Error>> + Send;
+    /// A page of the entities that link `other`, in creation order.
+    fn list_linked(
+        &self,
+        other: &E::OtherId,
+        page: Page,
+    ) -> impl Future<Output = Result<Vec<E>, Error>> + Send;
+    /// Applies a change received from the other side (see [`crate::links::plan_apply`]).
+    fn apply_link(
+        &self,
+        ctx: &Context,
+        change: &IncomingLink<E>,
+    ) -> impl Future<Output = Result<Written<Outcome>, Error>> + Send;
     /// Checks that the store answers (readiness).
     fn ping(&self) -> impl Future<Output = Result<(), Error>> + Send;
 }
@@ -122,22 +193,43 @@ impl<E: Entity, R: Repository<E>> EntityService<E> for Core<R> {
             .ok_or_else(|| E::not_found(id))
     }
 
-    async fn create(&self, _ctx: &Context, draft: E::Draft) -> Result<E, Error> {
-        self.repository.insert(draft).await
+    async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<Written<E>, Error> {
+        self.repository.insert(ctx, draft).await
     }
 
-    async fn update(&self, _ctx: &Context, id: &E::Id, draft: E::Draft) -> Result<E, Error> {
+    async fn update(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        draft: E::Draft,
+    ) -> Result<Written<E>, Error> {
         self.repository
-            .replace(id, draft)
+            .replace(ctx, id, draft)
             .await?
             .ok_or_else(|| E::not_found(id))
     }
 
-    async fn delete(&self, _ctx: &Context, id: &E::Id) -> Result<(), Error> {
-        if self.repository.delete(id).await? {
-            Ok(())
-        } else {
-            Err(E::not_found(id))
-        }
+    async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<Written<()>, Error> {
+        self.repository
+            .delete(ctx, id)
+            .await?
+            .ok_or_else(|| E::not_found(id))
+    }
+
+    async fn list_linked(
+        &self,
+        _ctx: &Context,
+        other: &E::OtherId,
+        page: Page,
+    ) -> Result<Vec<E>, Error> {
+        self.repository.list_linked(other, page).await
+    }
+
+    async fn apply_link(
+        &self,
+        ctx: &Context,
+        change: IncomingLink<E>,
+    ) -> Result<Written<Outcome>, Error> {
+        self.repository.apply_link(ctx, &change).await
     }
 }

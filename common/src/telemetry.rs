@@ -57,6 +57,8 @@ pub const CACHE_LOOKUPS_TOTAL: &str = "nis_cache_lookups_total";
 pub const EVENTS_PUBLISHED_TOTAL: &str = "nis_events_published_total";
 /// Events consumed by `service`, `subject`, `outcome`.
 pub const EVENTS_CONSUMED_TOTAL: &str = "nis_events_consumed_total";
+/// Relation changes recorded but not yet published, by `service`.
+pub const OUTBOX_PENDING: &str = "nis_outbox_pending";
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,

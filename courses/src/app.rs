@@ -27,6 +27,7 @@ impl ServiceProgram for Config {
             &self.mongodb_uri,
             &self.mongodb_database,
             self.service.store_timeout,
+            &self.service.prefix,
         )
         .await
         .map_err(StartError::Other)?;

@@ -1,7 +1,7 @@
 //! The courses service's configuration, from environment variables.
 
 use common::{
-    config::{ConfigError, Env, ServiceSettings},
+    config::{ConfigError, Defaults, Env, ServiceSettings},
     secret::Secret,
 };
 
@@ -26,7 +26,15 @@ pub struct Config {
 impl Config {
     /// Reads the configuration; every missing or malformed variable is named in the error.
     pub fn from_env(mut env: Env) -> Result<Self, ConfigError> {
-        let service = ServiceSettings::read(&mut env, HTTP_PORT, GRPC_PORT);
+        let service = ServiceSettings::read(
+            &mut env,
+            Defaults {
+                http_port: HTTP_PORT,
+                grpc_port: GRPC_PORT,
+                peer_var: "STUDENTS_GRPC_URL",
+                peer_url: "http://127.0.0.1:50020",
+            },
+        );
         let mongodb_uri = env.required("MONGODB_URI", "the MongoDB connection URI");
         let mongodb_database =
             env.optional("MONGODB_DATABASE", format!("{}_courses", service.prefix));

@@ -27,6 +27,7 @@ impl ServiceProgram for Config {
             &self.database_url,
             self.database_max_connections,
             self.service.store_timeout,
+            &self.service.prefix,
         )
         .map_err(StartError::Other)?;
         server::retry("applying the migrations", self.startup_timeout, || {

@@ -5,11 +5,13 @@
 pub mod contract;
 pub mod grpc;
 pub mod process;
+pub mod queue;
 mod service;
+pub mod stores;
 
 use std::{future::Future, time::Duration};
 
-pub use service::{TestService, assert_error, body, settings};
+pub use service::{TestService, assert_error, body, settings, settings_with_peer};
 
 /// The PostgreSQL server for tests (`NIS_TEST_POSTGRES_URL`, no database in the path).
 pub fn postgres_url() -> String {
@@ -27,6 +29,11 @@ pub fn mongodb_uri() -> String {
     std::env::var("NIS_TEST_MONGODB_URI")
         .or_else(|_| std::env::var("MONGODB_URI"))
         .expect("NIS_TEST_MONGODB_URI is not set: run the tests with `make test`, which starts a server")
+}
+
+/// The NATS server for tests (`NIS_TEST_NATS_URL`).
+pub fn nats_url() -> String {
+    std::env::var("NIS_TEST_NATS_URL").unwrap_or_else(|_| "nats://127.0.0.1:4222".into())
 }
 
 /// A Redis URL where nothing listens (port 1 on loopback refuses at once).

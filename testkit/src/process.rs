@@ -100,3 +100,21 @@ pub async fn assert_json_logs_and_graceful_stop(
         .expect("wait");
     assert!(status.success(), "exit status after SIGTERM: {status}");
 }
+
+/// The path of binary `name` of this workspace, next to the running test (`target/<profile>/`).
+/// Cargo builds every binary of the workspace for `cargo test --workspace` / `nextest run
+/// --workspace`; a test that needs another crate's binary says so if it is missing.
+pub fn workspace_binary(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test's own path");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("tests run from target/<profile>/deps");
+    let binary = profile_dir.join(name);
+    assert!(
+        binary.exists(),
+        "{} is missing: build it first (`cargo build --bin {name}`), or run the whole workspace's tests",
+        binary.display()
+    );
+    binary
+}

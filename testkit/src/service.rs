@@ -13,8 +13,14 @@ use reqwest::{Client, Response};
 use serde_json::Value;
 
 /// Settings for a service under test: free ports, the given key prefix, one worker, short
-/// timeouts; the cache at the test Redis or, with `dead_redis`, at a port where nothing listens.
+/// timeouts; the cache at the test Redis or, with `dead_redis`, at a port where nothing listens;
+/// the test NATS; the other service at `peer_url` (or nowhere).
 pub fn settings(prefix: &str, dead_redis: bool) -> ServiceSettings {
+    settings_with_peer(prefix, dead_redis, "http://127.0.0.1:1")
+}
+
+/// [`settings`] with the other service's gRPC URL.
+pub fn settings_with_peer(prefix: &str, dead_redis: bool, peer_url: &str) -> ServiceSettings {
     if std::env::var_os("TEST_LOG").is_some() {
         telemetry::init_tracing(LogFormat::Text);
     }
@@ -35,6 +41,9 @@ pub fn settings(prefix: &str, dead_redis: bool) -> ServiceSettings {
             ttl: Duration::from_secs(300),
             timeout: Duration::from_millis(250),
         },
+        nats_url: super::nats_url(),
+        peer_url: peer_url.to_owned(),
+        peer_timeout: Duration::from_secs(1),
     }
 }
 
@@ -48,7 +57,8 @@ pub struct TestService {
     pub client: Client,
     prefix: String,
     running: Option<Running>,
-    drop_store: Option<BoxFuture<'static, ()>>,
+    /// In a mutex only so the handle can be shared between tasks (`Sync`).
+    drop_store: std::sync::Mutex<Option<BoxFuture<'static, ()>>>,
 }
 
 impl TestService {
@@ -60,7 +70,7 @@ impl TestService {
             client: Client::new(),
             prefix,
             running: Some(running),
-            drop_store: Some(drop_store),
+            drop_store: std::sync::Mutex::new(Some(drop_store)),
         }
     }
 
@@ -130,7 +140,9 @@ impl TestService {
             running.stop().await;
         }
         super::delete_redis_keys(&self.prefix).await;
-        if let Some(drop_store) = self.drop_store.take() {
+        super::queue::delete_streams(&self.prefix).await;
+        let drop_store = self.drop_store.lock().map(|mut d| d.take()).unwrap_or(None);
+        if let Some(drop_store) = drop_store {
             drop_store.await;
         }
     }

@@ -1,7 +1,11 @@
 //! A decorator that runs an [`Aspect`] around every operation of a service, so each
 //! cross-cutting concern is written once instead of once per operation.
 
-use crate::{Context, Entity, EntityService, Error, Page};
+use crate::{
+    Context, Entity, EntityService, Error, Page,
+    links::Outcome,
+    service::{IncomingLink, Written},
+};
 
 /// Behaviour around one call: measure it, log it, ...
 pub trait Aspect: Clone + Send + Sync + 'static {
@@ -40,18 +44,42 @@ impl<E: Entity, S: EntityService<E>, A: Aspect> EntityService<E> for Around<S, A
         self.aspect.around(E::KIND, ctx, "get", call).await
     }
 
-    async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<E, Error> {
+    async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<Written<E>, Error> {
         let call = self.inner.create(ctx, draft);
         self.aspect.around(E::KIND, ctx, "create", call).await
     }
 
-    async fn update(&self, ctx: &Context, id: &E::Id, draft: E::Draft) -> Result<E, Error> {
+    async fn update(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        draft: E::Draft,
+    ) -> Result<Written<E>, Error> {
         let call = self.inner.update(ctx, id, draft);
         self.aspect.around(E::KIND, ctx, "update", call).await
     }
 
-    async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<(), Error> {
+    async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<Written<()>, Error> {
         let call = self.inner.delete(ctx, id);
         self.aspect.around(E::KIND, ctx, "delete", call).await
+    }
+
+    async fn list_linked(
+        &self,
+        ctx: &Context,
+        other: &E::OtherId,
+        page: Page,
+    ) -> Result<Vec<E>, Error> {
+        let call = self.inner.list_linked(ctx, other, page);
+        self.aspect.around(E::KIND, ctx, "list_linked", call).await
+    }
+
+    async fn apply_link(
+        &self,
+        ctx: &Context,
+        change: IncomingLink<E>,
+    ) -> Result<Written<Outcome>, Error> {
+        let call = self.inner.apply_link(ctx, change);
+        self.aspect.around(E::KIND, ctx, "apply_link", call).await
     }
 }

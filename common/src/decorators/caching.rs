@@ -5,6 +5,8 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::{
     Context, Entity, EntityService, Error, Page,
     cache::{Cache, Lookup},
+    links::Outcome,
+    service::{IncomingLink, Written},
     telemetry::CACHE_LOOKUPS_TOTAL,
 };
 
@@ -27,6 +29,21 @@ const LIST_SCOPE: &str = "list";
 
 fn entity_scope(id: &impl std::fmt::Display) -> String {
     format!("id:{id}")
+}
+
+/// The scope of the cross query "which entities link `other`".
+fn linked_scope(other: &impl std::fmt::Display) -> String {
+    format!("by:{other}")
+}
+
+/// The scopes a write made stale: the entity (if it existed before), every list page, and the
+/// cross queries of every other-kind id whose link changed.
+fn stale_scopes(entity: Option<String>, relinked: &[String]) -> Vec<String> {
+    entity
+        .into_iter()
+        .chain([LIST_SCOPE.to_owned()])
+        .chain(relinked.iter().map(linked_scope))
+        .collect()
 }
 
 impl<S, C: Cache> Cached<S, C> {
@@ -91,18 +108,20 @@ impl<S, C: Cache> Cached<S, C> {
         Ok(value)
     }
 
-    /// Invalidates `scopes` after a write, unless the write certainly changed nothing.
+    /// Invalidates what a write made stale, unless it certainly changed nothing. A store that
+    /// failed may still have committed what it was asked: then the entity and the lists are
+    /// invalidated (its links are unknown; they expire with the TTL).
     async fn after_write<T>(
         &self,
-        outcome: Result<T, Error>,
-        scopes: &[String],
-    ) -> Result<T, Error> {
-        let changed_maybe = match &outcome {
-            Ok(_) => true,
-            // A store that timed out may still have committed.
-            Err(e) => e.is_server_fault(),
+        outcome: Result<Written<T>, Error>,
+        entity: Option<String>,
+    ) -> Result<Written<T>, Error> {
+        let scopes = match &outcome {
+            Ok(written) => stale_scopes(entity, &written.relinked),
+            Err(e) if e.is_server_fault() => stale_scopes(entity, &[]),
+            Err(_) => return outcome,
         };
-        if changed_maybe && let Err(e) = self.cache.invalidate(scopes).await {
+        if let Err(e) = self.cache.invalidate(&scopes).await {
             tracing::warn!(?scopes, error = %e, "cache invalidation failed; entries may be stale until their TTL");
         }
         outcome
@@ -138,20 +157,49 @@ where
         .await
     }
 
-    async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<E, Error> {
+    async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<Written<E>, Error> {
         let outcome = self.inner.create(ctx, draft).await;
-        self.after_write(outcome, &[LIST_SCOPE.to_owned()]).await
+        self.after_write(outcome, None).await
     }
 
-    async fn update(&self, ctx: &Context, id: &E::Id, draft: E::Draft) -> Result<E, Error> {
+    async fn update(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        draft: E::Draft,
+    ) -> Result<Written<E>, Error> {
         let outcome = self.inner.update(ctx, id, draft).await;
-        self.after_write(outcome, &[entity_scope(id), LIST_SCOPE.to_owned()])
+        self.after_write(outcome, Some(entity_scope(id))).await
+    }
+
+    async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<Written<()>, Error> {
+        let outcome = self.inner.delete(ctx, id).await;
+        self.after_write(outcome, Some(entity_scope(id))).await
+    }
+
+    async fn list_linked(
+        &self,
+        ctx: &Context,
+        other: &E::OtherId,
+        page: Page,
+    ) -> Result<Vec<E>, Error> {
+        let key = format!("{}:{}", page.limit, page.offset);
+        let load = self.inner.list_linked(ctx, other, page);
+        self.read_through(E::KIND, "list_linked", &linked_scope(other), &key, load)
             .await
     }
 
-    async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<(), Error> {
-        let outcome = self.inner.delete(ctx, id).await;
-        self.after_write(outcome, &[entity_scope(id), LIST_SCOPE.to_owned()])
-            .await
+    async fn apply_link(
+        &self,
+        ctx: &Context,
+        change: IncomingLink<E>,
+    ) -> Result<Written<Outcome>, Error> {
+        let entity = entity_scope(&change.entity);
+        let outcome = self.inner.apply_link(ctx, change).await;
+        // Only a change of the entity's list is visible to readers.
+        match &outcome {
+            Ok(written) if written.relinked.is_empty() => outcome,
+            _ => self.after_write(outcome, Some(entity)).await,
+        }
     }
 }

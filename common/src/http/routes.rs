@@ -5,7 +5,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::{body::JsonFields, request_id::context};
-use crate::{Entity, EntityService, Error, Page};
+use crate::{Entity, EntityService, Error, Page, peers::Peer};
 
 /// An entity the HTTP API can read from JSON and describe in OpenAPI.
 pub trait JsonEntity: Entity {
@@ -22,11 +22,12 @@ pub struct Data<T> {
     pub data: T,
 }
 
-/// The routes of kind `E` served by `service`: list, create, get, replace, delete, plus the
-/// kind's `health` and `openapi.json`. A service may add more routes to the scope.
-pub fn entity_scope<E: JsonEntity, S: EntityService<E>>(service: S) -> Scope {
+/// The routes of kind `E` served by `service`: list, create, get, replace, delete, the cross
+/// query `/{id}/{other kind}` answered by `peer`, and the kind's `health` and `openapi.json`.
+pub fn entity_scope<E: JsonEntity, S: EntityService<E>, P: Peer>(service: S, peer: P) -> Scope {
     web::scope(&format!("/api/{}", E::KIND))
         .app_data(web::Data::new(service))
+        .app_data(web::Data::new(peer))
         .route("", web::get().to(list::<E, S>))
         .route("", web::post().to(create::<E, S>))
         .route("/health", web::get().to(health::<E>))
@@ -34,10 +35,14 @@ pub fn entity_scope<E: JsonEntity, S: EntityService<E>>(service: S) -> Scope {
         .route("/{id}", web::get().to(get::<E, S>))
         .route("/{id}", web::put().to(update::<E, S>))
         .route("/{id}", web::delete().to(delete::<E, S>))
+        .route(
+            &format!("/{{id}}/{}", E::OTHER_KIND),
+            web::get().to(linked::<E, S, P>),
+        )
 }
 
-/// Reads `limit` and `offset` from a query string.
-pub fn page_from_query(query: &str) -> Result<Page, Error> {
+/// Reads `limit` and `offset` from a query string; `default_limit` when `limit` is absent.
+pub fn page_from_query(query: &str, default_limit: u32) -> Result<Page, Error> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|e| Error::BadRequest(format!("malformed query string: {e}")))?;
     let value = |name: &str| {
@@ -46,14 +51,15 @@ pub fn page_from_query(query: &str) -> Result<Page, Error> {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     };
-    Page::from_query(value("limit"), value("offset"))
+    let default = default_limit.to_string();
+    Page::from_query(Some(value("limit").unwrap_or(&default)), value("offset"))
 }
 
 async fn list<E: JsonEntity, S: EntityService<E>>(
     req: HttpRequest,
     service: web::Data<S>,
 ) -> Result<HttpResponse, Error> {
-    let page = page_from_query(req.query_string())?;
+    let page = page_from_query(req.query_string(), Page::DEFAULT_LIMIT)?;
     let items = service.list(&context(&req), page).await?;
     Ok(HttpResponse::Ok().json(Data { data: items }))
 }
@@ -80,7 +86,7 @@ async fn create<E: JsonEntity, S: EntityService<E>>(
     let input = E::read_input(&mut fields);
     fields.finish()?;
     let draft = E::parse_draft(input)?;
-    let entity = service.create(&context(&req), draft).await?;
+    let entity = service.create(&context(&req), draft).await?.value;
     Ok(HttpResponse::Created()
         .insert_header((
             header::LOCATION,
@@ -109,7 +115,7 @@ async fn update<E: JsonEntity, S: EntityService<E>>(
     let input = E::read_input(&mut fields);
     fields.finish()?;
     let draft = E::parse_draft(input)?;
-    let entity = service.update(&context(&req), &id, draft).await?;
+    let entity = service.update(&context(&req), &id, draft).await?.value;
     Ok(HttpResponse::Ok().json(Data { data: entity }))
 }
 
@@ -121,6 +127,23 @@ async fn delete<E: JsonEntity, S: EntityService<E>>(
     let id = E::parse_id(&path)?;
     service.delete(&context(&req), &id).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// The other kind's entities that link entity `id`: 404 if `id` is unknown here, 503 if the
+/// other service does not answer in time. Without `limit`, the whole list (a list holds at
+/// most 60).
+async fn linked<E: JsonEntity, S: EntityService<E>, P: Peer>(
+    req: HttpRequest,
+    path: web::Path<String>,
+    service: web::Data<S>,
+    peer: web::Data<P>,
+) -> Result<HttpResponse, Error> {
+    let id = E::parse_id(&path)?;
+    let page = page_from_query(req.query_string(), Page::MAX_LIMIT)?;
+    let ctx = context(&req);
+    service.get(&ctx, &id).await?;
+    let items = peer.linked_to(&ctx, &id.to_string(), page).await?;
+    Ok(HttpResponse::Ok().json(Data { data: items }))
 }
 
 async fn health<E: Entity>() -> HttpResponse {

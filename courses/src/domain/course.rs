@@ -79,14 +79,21 @@ pub struct CourseInput {
 
 impl Entity for Course {
     type Id = CourseId;
+    type OtherId = StudentId;
     type Input = CourseInput;
     type Draft = CourseDraft;
 
     const KIND: &'static str = "courses";
     const SINGULAR: &'static str = "course";
+    const OTHER_KIND: &'static str = "students";
+    const LINK_LIMIT: usize = 60;
 
     fn id(&self) -> &CourseId {
         &self.id
+    }
+
+    fn links(&self) -> &[StudentId] {
+        self.student_ids.as_slice()
     }
 
     fn parse_draft(input: CourseInput) -> Result<CourseDraft, Error> {

@@ -4,6 +4,7 @@
 use common::{
     EntityService,
     grpc::{GrpcEntity, context, crud},
+    peers::StudentsPeer,
     proto::v1::{
         self as pb,
         course_service_server::{CourseService, CourseServiceServer},
@@ -21,6 +22,11 @@ pub struct CourseGrpc<S> {
 
 impl GrpcEntity for Course {
     const GRPC_SERVICE: &'static str = "nis.v1.CourseService";
+    type Peer = StudentsPeer;
+
+    fn peer(url: &str, timeout: std::time::Duration) -> Result<StudentsPeer, String> {
+        StudentsPeer::connect(url, timeout)
+    }
 
     fn add_grpc_service<S: EntityService<Self>>(router: Router, service: S) -> Router {
         router.add_service(CourseServiceServer::new(CourseGrpc { service }))
@@ -129,11 +135,12 @@ impl<S: EntityService<Course>> CourseService for CourseGrpc<S> {
 
     async fn list_courses_by_student(
         &self,
-        _request: Request<pb::ListCoursesByStudentRequest>,
+        request: Request<pb::ListCoursesByStudentRequest>,
     ) -> Result<Response<pb::ListCoursesResponse>, Status> {
-        // Comes with the relation sync (issue 4), which keeps this query's cache exact.
-        Err(Status::unimplemented(
-            "ListCoursesByStudent is not available yet",
-        ))
+        let ctx = context(&request);
+        let r = request.into_inner();
+        let courses = crud::list_linked(&self.service, &ctx, &r.student_id, r.page).await?;
+        let courses = courses.into_iter().map(Into::into).collect();
+        Ok(Response::new(pb::ListCoursesResponse { courses }))
     }
 }

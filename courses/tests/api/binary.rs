@@ -2,8 +2,6 @@
 
 use testkit::process;
 
-use crate::helpers::drop_database;
-
 const BINARY: &str = env!("CARGO_BIN_EXE_courses");
 
 #[test]
@@ -27,12 +25,16 @@ fn malformed_settings_are_named() {
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_sigterm_exits_cleanly() {
     let database = testkit::unique_name("courses_test");
+    let prefix = testkit::unique_name("t");
+    testkit::queue::create_streams(&prefix).await;
     let env = vec![
         ("MONGODB_URI".to_owned(), testkit::mongodb_uri()),
         ("MONGODB_DATABASE".to_owned(), database.clone()),
         ("REDIS_URL".to_owned(), testkit::redis_url()),
-        ("NIS_PREFIX".to_owned(), testkit::unique_name("t")),
+        ("NIS_PREFIX".to_owned(), prefix.clone()),
+        ("NATS_URL".to_owned(), testkit::nats_url()),
     ];
     process::assert_json_logs_and_graceful_stop(BINARY, &env, "courses").await;
-    drop_database(database).await;
+    testkit::queue::delete_streams(&prefix).await;
+    testkit::stores::drop_mongo_database(database).await;
 }

@@ -48,6 +48,7 @@ pub async fn spawn_without_redis() -> TestService {
 async fn spawn_with(dead_redis: bool) -> TestService {
     let database = testkit::unique_name("courses_test");
     let prefix = testkit::unique_name("t");
+    testkit::queue::create_streams(&prefix).await;
     let config = Config {
         service: testkit::settings(&prefix, dead_redis),
         mongodb_uri: Secret::new(testkit::mongodb_uri()),
@@ -55,13 +56,11 @@ async fn spawn_with(dead_redis: bool) -> TestService {
         startup_timeout: Duration::from_secs(20),
     };
     let running = app::start(&config).await.expect("courses starts");
-    TestService::new(running, prefix, Box::pin(drop_database(database)))
-}
-
-pub async fn drop_database(database: String) {
-    if let Ok(client) = mongodb::Client::with_uri_str(testkit::mongodb_uri()).await {
-        let _ = client.database(&database).drop().await;
-    }
+    TestService::new(
+        running,
+        prefix,
+        Box::pin(testkit::stores::drop_mongo_database(database)),
+    )
 }
 
 pub async fn grpc(app: &TestService) -> CourseServiceClient<tonic::transport::Channel> {

@@ -69,14 +69,21 @@ pub struct StudentInput {
 
 impl Entity for Student {
     type Id = StudentId;
+    type OtherId = CourseId;
     type Input = StudentInput;
     type Draft = StudentDraft;
 
     const KIND: &'static str = "students";
     const SINGULAR: &'static str = "student";
+    const OTHER_KIND: &'static str = "courses";
+    const LINK_LIMIT: usize = 15;
 
     fn id(&self) -> &StudentId {
         &self.id
+    }
+
+    fn links(&self) -> &[CourseId] {
+        self.course_ids.as_slice()
     }
 
     fn parse_draft(input: StudentInput) -> Result<StudentDraft, Error> {

@@ -4,6 +4,7 @@
 use common::{
     EntityService,
     grpc::{GrpcEntity, context, crud},
+    peers::CoursesPeer,
     proto::v1::{
         self as pb,
         student_service_server::{StudentService, StudentServiceServer},
@@ -21,6 +22,11 @@ pub struct StudentGrpc<S> {
 
 impl GrpcEntity for Student {
     const GRPC_SERVICE: &'static str = "nis.v1.StudentService";
+    type Peer = CoursesPeer;
+
+    fn peer(url: &str, timeout: std::time::Duration) -> Result<CoursesPeer, String> {
+        CoursesPeer::connect(url, timeout)
+    }
 
     fn add_grpc_service<S: EntityService<Self>>(router: Router, service: S) -> Router {
         router.add_service(StudentServiceServer::new(StudentGrpc { service }))
@@ -115,11 +121,12 @@ impl<S: EntityService<Student>> StudentService for StudentGrpc<S> {
 
     async fn list_students_by_course(
         &self,
-        _request: Request<pb::ListStudentsByCourseRequest>,
+        request: Request<pb::ListStudentsByCourseRequest>,
     ) -> Result<Response<pb::ListStudentsResponse>, Status> {
-        // Comes with the relation sync (issue 4), which keeps this query's cache exact.
-        Err(Status::unimplemented(
-            "ListStudentsByCourse is not available yet",
-        ))
+        let ctx = context(&request);
+        let r = request.into_inner();
+        let students = crud::list_linked(&self.service, &ctx, &r.course_id, r.page).await?;
+        let students = students.into_iter().map(Into::into).collect();
+        Ok(Response::new(pb::ListStudentsResponse { students }))
     }
 }

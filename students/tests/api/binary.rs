@@ -2,8 +2,6 @@
 
 use testkit::process;
 
-use crate::helpers::{create_database, drop_database};
-
 const BINARY: &str = env!("CARGO_BIN_EXE_students");
 
 #[test]
@@ -26,15 +24,19 @@ fn malformed_settings_are_named() {
 
 #[tokio::test]
 async fn json_logs_carry_the_request_id_and_sigterm_exits_cleanly() {
-    let database = create_database().await;
+    let database = testkit::stores::create_postgres_database("students_test").await;
+    let prefix = testkit::unique_name("t");
+    testkit::queue::create_streams(&prefix).await;
     let env = vec![
         (
             "DATABASE_URL".to_owned(),
             format!("{}/{database}", testkit::postgres_url()),
         ),
         ("REDIS_URL".to_owned(), testkit::redis_url()),
-        ("NIS_PREFIX".to_owned(), testkit::unique_name("t")),
+        ("NIS_PREFIX".to_owned(), prefix.clone()),
+        ("NATS_URL".to_owned(), testkit::nats_url()),
     ];
     process::assert_json_logs_and_graceful_stop(BINARY, &env, "students").await;
-    drop_database(database).await;
+    testkit::queue::delete_streams(&prefix).await;
+    testkit::stores::drop_postgres_database(database).await;
 }

@@ -4,7 +4,6 @@ use std::time::Duration;
 
 use common::{proto::v1::student_service_client::StudentServiceClient, secret::Secret};
 use serde_json::{Value, json};
-use sqlx::{Connection as _, Executor as _, PgConnection};
 use students::{app, config::Config};
 use testkit::{TestService, contract::Kind};
 
@@ -39,8 +38,9 @@ pub async fn spawn_without_redis() -> TestService {
 
 /// Creates a database of its own, then starts students on it.
 async fn spawn_with(dead_redis: bool) -> TestService {
-    let database = create_database().await;
+    let database = testkit::stores::create_postgres_database("students_test").await;
     let prefix = testkit::unique_name("t");
+    testkit::queue::create_streams(&prefix).await;
     let config = Config {
         service: testkit::settings(&prefix, dead_redis),
         database_url: Secret::new(format!("{}/{database}", testkit::postgres_url())),
@@ -48,30 +48,11 @@ async fn spawn_with(dead_redis: bool) -> TestService {
         startup_timeout: Duration::from_secs(20),
     };
     let running = app::start(&config).await.expect("students starts");
-    TestService::new(running, prefix, Box::pin(drop_database(database)))
-}
-
-pub async fn create_database() -> String {
-    let database = testkit::unique_name("students_test");
-    admin()
-        .await
-        .execute(format!(r#"CREATE DATABASE "{database}""#).as_str())
-        .await
-        .expect("create the test database");
-    database
-}
-
-pub async fn drop_database(database: String) {
-    let _ = admin()
-        .await
-        .execute(format!(r#"DROP DATABASE IF EXISTS "{database}" WITH (FORCE)"#).as_str())
-        .await;
-}
-
-async fn admin() -> PgConnection {
-    PgConnection::connect(&format!("{}/postgres", testkit::postgres_url()))
-        .await
-        .expect("connect to the test PostgreSQL")
+    TestService::new(
+        running,
+        prefix,
+        Box::pin(testkit::stores::drop_postgres_database(database)),
+    )
 }
 
 pub async fn grpc(app: &TestService) -> StudentServiceClient<tonic::transport::Channel> {
