@@ -84,6 +84,17 @@ pub struct IncomingLink<E: Entity> {
     pub clock: i64,
 }
 
+impl<E: Entity> IncomingLink<E> {
+    /// The change as the pure rules of [`crate::links`] see it.
+    pub fn received(&self) -> crate::links::Received {
+        crate::links::Received {
+            other: self.other.to_string(),
+            linked: self.linked,
+            clock: self.clock,
+        }
+    }
+}
+
 /// The operations a service offers on its entity: the port every inbound adapter calls.
 pub trait EntityService<E: Entity>: Clone + Send + Sync + 'static {
     /// A page of entities, oldest first.

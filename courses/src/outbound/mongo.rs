@@ -298,16 +298,11 @@ impl MongoCourses {
         }
     }
 
-    fn contention() -> Error {
-        Error::Unavailable("the course changed too often to be written; try again".into())
-    }
-}
-
-impl Repository<Course> for MongoCourses {
-    async fn list(&self, page: Page) -> Result<Vec<Course>, Error> {
+    /// A page of the courses matching `filter`, oldest first.
+    async fn find_page(&self, filter: Document, page: Page) -> Result<Vec<Course>, Error> {
         let find = async {
             self.courses
-                .find(doc! {})
+                .find(filter)
                 .sort(doc! { "_id": 1 })
                 .skip(page.offset)
                 .limit(i64::from(page.limit))
@@ -317,6 +312,16 @@ impl Repository<Course> for MongoCourses {
         };
         let documents = self.bounded(find).await?;
         documents.into_iter().map(Course::try_from).collect()
+    }
+
+    fn contention() -> Error {
+        Error::Unavailable("the course changed too often to be written; try again".into())
+    }
+}
+
+impl Repository<Course> for MongoCourses {
+    async fn list(&self, page: Page) -> Result<Vec<Course>, Error> {
+        self.find_page(doc! {}, page).await
     }
 
     async fn get(&self, id: &CourseId) -> Result<Option<Course>, Error> {
@@ -411,18 +416,8 @@ impl Repository<Course> for MongoCourses {
     }
 
     async fn list_linked(&self, student: &StudentId, page: Page) -> Result<Vec<Course>, Error> {
-        let find = async {
-            self.courses
-                .find(doc! { "student_ids": student.to_string() })
-                .sort(doc! { "_id": 1 })
-                .skip(page.offset)
-                .limit(i64::from(page.limit))
-                .await?
-                .try_collect::<Vec<_>>()
-                .await
-        };
-        let documents = self.bounded(find).await?;
-        documents.into_iter().map(Course::try_from).collect()
+        self.find_page(doc! { "student_ids": student.to_string() }, page)
+            .await
     }
 
     async fn apply_link(
@@ -431,11 +426,7 @@ impl Repository<Course> for MongoCourses {
         change: &IncomingLink<Course>,
     ) -> Result<Written<Outcome>, Error> {
         let oid = object_id(&change.entity);
-        let received = links::Received {
-            other: change.other.to_string(),
-            linked: change.linked,
-            clock: change.clock,
-        };
+        let received = change.received();
         for _ in 0..MAX_ATTEMPTS {
             let current = self.read(&oid).await?;
             let mut clocks = current

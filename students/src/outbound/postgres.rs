@@ -358,11 +358,7 @@ impl Repository<Student> for PostgresStudents {
         ctx: &Context,
         change: &IncomingLink<Student>,
     ) -> Result<Written<Outcome>, Error> {
-        let received = links::Received {
-            other: change.other.to_string(),
-            linked: change.linked,
-            clock: change.clock,
-        };
+        let received = change.received();
         self.deadline(async {
             let mut tx = self.begin().await?;
             let row = lock(&mut tx, &change.entity).await?;
