@@ -38,6 +38,8 @@ fi
 export NIS_TEST_MONGODB_URI
 
 "$NIS_ROOT/scripts/lint.sh"
+bash "$NIS_ROOT/scripts/deploy-checks.sh"   # also installs prometheus, which e2e's monitoring test runs
+export NIS_TEST_PROMETHEUS=${NIS_TEST_PROMETHEUS:-$(command -v prometheus)}
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "cargo-nextest missing: cargo install --locked cargo-nextest"
