@@ -118,3 +118,19 @@ pub fn workspace_binary(name: &str) -> std::path::PathBuf {
     );
     binary
 }
+
+/// Runs `<binary> migrate` with `env` and asserts it prepares the store and exits 0.
+pub fn assert_migrate_succeeds(binary: &str, env: &[(String, String)]) {
+    let output = Command::new(binary)
+        .arg("migrate")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run migrate");
+    assert!(
+        output.status.success(),
+        "{binary} migrate failed: {}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

@@ -38,3 +38,25 @@ async fn json_logs_carry_the_request_id_and_sigterm_exits_cleanly() {
     testkit::queue::delete_streams(&prefix).await;
     testkit::stores::drop_mongo_database(database).await;
 }
+
+#[tokio::test]
+async fn migrate_creates_the_student_ids_index_and_exits() {
+    let database = testkit::unique_name("courses_test");
+    let env = [
+        ("MONGODB_URI".to_owned(), testkit::mongodb_uri()),
+        ("MONGODB_DATABASE".to_owned(), database.clone()),
+    ];
+    process::assert_migrate_succeeds(BINARY, &env);
+    process::assert_migrate_succeeds(BINARY, &env);
+    let client = mongodb::Client::with_uri_str(testkit::mongodb_uri())
+        .await
+        .expect("client");
+    let names = client
+        .database(&database)
+        .collection::<mongodb::bson::Document>("courses")
+        .list_index_names()
+        .await
+        .expect("indexes");
+    assert!(names.iter().any(|n| n == "student_ids_1"), "{names:?}");
+    testkit::stores::drop_mongo_database(database).await;
+}

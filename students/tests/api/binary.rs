@@ -40,3 +40,23 @@ async fn json_logs_carry_the_request_id_and_sigterm_exits_cleanly() {
     testkit::queue::delete_streams(&prefix).await;
     testkit::stores::drop_postgres_database(database).await;
 }
+
+#[tokio::test]
+async fn migrate_applies_the_migrations_and_exits() {
+    use sqlx::Connection as _;
+    let database = testkit::stores::create_postgres_database("students_test").await;
+    let url = format!("{}/{database}", testkit::postgres_url());
+    process::assert_migrate_succeeds(BINARY, &[("DATABASE_URL".to_owned(), url.clone())]);
+    // Twice is fine, and the tables are there.
+    process::assert_migrate_succeeds(BINARY, &[("DATABASE_URL".to_owned(), url.clone())]);
+    let mut connection = sqlx::PgConnection::connect(&url).await.expect("connect");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT tablename::text FROM pg_tables WHERE schemaname = 'public' AND tablename IN ('students', 'outbox') ORDER BY 1",
+    )
+    .fetch_all(&mut connection)
+    .await
+    .expect("list tables");
+    assert_eq!(tables, ["outbox", "students"]);
+    drop(connection);
+    testkit::stores::drop_postgres_database(database).await;
+}
