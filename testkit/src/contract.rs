@@ -455,6 +455,17 @@ pub async fn request_metrics_are_labelled(app: &TestService, kind: &Kind, grpc_l
     assert_eq!(count("http", "create", "ok"), 1.0, "{metrics}");
     assert_eq!(count("http", "list", "ok"), 1.0);
     assert_eq!(count("http", "get", "error"), 1.0);
+    let not_found = metric_value(
+        &metrics,
+        "nis_requests_total",
+        &[
+            ("service", kind.name),
+            ("operation", "get"),
+            ("outcome", "error"),
+            ("code", "not_found"),
+        ],
+    );
+    assert_eq!(not_found, 1.0, "the error code is a label");
     assert_eq!(count("grpc", "list", "ok"), f64::from(grpc_lists));
     for transport in ["http", "grpc"] {
         let observed = metric_value(

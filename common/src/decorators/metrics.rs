@@ -8,7 +8,8 @@ use crate::{
     telemetry::{REQUEST_DURATION, REQUESTS_TOTAL},
 };
 
-/// Records `nis_requests_total` and `nis_request_duration_seconds`.
+/// Records `nis_requests_total` (with an extra `code` label: `ok` or the error code) and
+/// `nis_request_duration_seconds`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Metrics;
 
@@ -25,13 +26,18 @@ impl Aspect for Metrics {
     ) -> Result<T, Error> {
         let started = Instant::now();
         let outcome = call.await;
+        let outcome_label = if outcome.is_ok() { "ok" } else { "error" };
         let labels = [
             ("service", service),
             ("transport", ctx.transport.as_str()),
             ("operation", operation),
-            ("outcome", if outcome.is_ok() { "ok" } else { "error" }),
+            ("outcome", outcome_label),
         ];
-        metrics::counter!(REQUESTS_TOTAL, &labels).increment(1);
+        // `code` tells the caller's mistakes (not_found, validation_failed, ...) from the
+        // server's (internal, unavailable), so alerts can page on the latter only.
+        let code = outcome.as_ref().err().map_or("ok", Error::code);
+        let counted = [labels[0], labels[1], labels[2], labels[3], ("code", code)];
+        metrics::counter!(REQUESTS_TOTAL, &counted).increment(1);
         metrics::histogram!(REQUEST_DURATION, &labels).record(started.elapsed().as_secs_f64());
         outcome
     }
