@@ -37,6 +37,9 @@ pub enum Error {
     /// A unique rule broken.
     #[error("{0}")]
     Conflict(String),
+    /// A known path, another method.
+    #[error("{0}")]
+    MethodNotAllowed(String),
     /// The request body is over the limit (bytes).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -67,6 +70,7 @@ impl Error {
             Self::Validation(_) => "validation_failed",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::MethodNotAllowed(_) => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
             Self::Unavailable(_) => "unavailable",

@@ -33,9 +33,10 @@ impl From<Error> for Status {
                     ),
                 )
             }
-            Error::BadRequest(_) | Error::PayloadTooLarge(_) | Error::UnsupportedMediaType => {
-                Status::invalid_argument(message)
-            }
+            Error::BadRequest(_)
+            | Error::MethodNotAllowed(_)
+            | Error::PayloadTooLarge(_)
+            | Error::UnsupportedMediaType => Status::invalid_argument(message),
             Error::NotFound(_) => Status::not_found(message),
             Error::Conflict(_) => Status::already_exists(message),
             Error::Unavailable(_) => Status::unavailable(message),

@@ -329,6 +329,18 @@ pub async fn health_openapi_probes_and_unknown_routes(app: &TestService, kind: &
     assert_eq!(ready["dependencies"]["cache"]["state"], "up");
 
     assert_error(app.get("/api/nothing").await, 404, "not_found", &[]).await;
+    assert_error(
+        app.delete(&kind.path("")).await,
+        405,
+        "method_not_allowed",
+        &[],
+    )
+    .await;
+    let patch = app
+        .client
+        .patch(app.url(&kind.path(&format!("/{}", (kind.unknown_id)()))))
+        .send();
+    assert_error(patch.await.expect("PATCH"), 405, "method_not_allowed", &[]).await;
 }
 
 /// A sane `x-request-id` is echoed; without one the service makes one.

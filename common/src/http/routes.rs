@@ -25,20 +25,35 @@ pub struct Data<T> {
 /// The routes of kind `E` served by `service`: list, create, get, replace, delete, the cross
 /// query `/{id}/{other kind}` answered by `peer`, and the kind's `health` and `openapi.json`.
 pub fn entity_scope<E: JsonEntity, S: EntityService<E>, P: Peer>(service: S, peer: P) -> Scope {
+    // A known path with another method is 405 (JSON), not the app's 404.
+    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
     web::scope(&format!("/api/{}", E::KIND))
         .app_data(web::Data::new(service))
         .app_data(web::Data::new(peer))
-        .route("", web::get().to(list::<E, S>))
-        .route("", web::post().to(create::<E, S>))
-        .route("/health", web::get().to(health::<E>))
-        .route("/openapi.json", web::get().to(openapi::<E>))
-        .route("/{id}", web::get().to(get::<E, S>))
-        .route("/{id}", web::put().to(update::<E, S>))
-        .route("/{id}", web::delete().to(delete::<E, S>))
-        .route(
-            &format!("/{{id}}/{}", E::OTHER_KIND),
-            web::get().to(linked::<E, S, P>),
+        .service(
+            resource("")
+                .route(web::get().to(list::<E, S>))
+                .route(web::post().to(create::<E, S>)),
         )
+        .service(resource("/health").route(web::get().to(health::<E>)))
+        .service(resource("/openapi.json").route(web::get().to(openapi::<E>)))
+        .service(
+            resource("/{id}")
+                .route(web::get().to(get::<E, S>))
+                .route(web::put().to(update::<E, S>))
+                .route(web::delete().to(delete::<E, S>)),
+        )
+        .service(
+            resource(&format!("/{{id}}/{}", E::OTHER_KIND)).route(web::get().to(linked::<E, S, P>)),
+        )
+}
+
+async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, Error> {
+    Err(Error::MethodNotAllowed(format!(
+        "{} is not allowed on {}",
+        req.method(),
+        req.path()
+    )))
 }
 
 /// Reads `limit` and `offset` from a query string; `default_limit` when `limit` is absent.
