@@ -132,8 +132,9 @@ mongo_hosts=""
 for ((i = 0; i < mongo_members; i++)); do
   mongo_hosts+="${mongo_hosts:+,}mongodb-$i.mongodb-headless:27017"
 done
+pg_host=postgresql:5432
 ensure_secret nis students-db \
-  "DATABASE_URL=postgres://nis:$pg_password@postgresql:5432/nis_students"
+  "DATABASE_URL=postgres://nis:${pg_password}@${pg_host}/nis_students"
 # (It lists the replica set members: after switching dev <-> prod, delete
 # the Secret courses-db so that it is made again with the right members.)
 ensure_secret nis courses-db \
