@@ -163,6 +163,9 @@ pub struct ServiceSettings {
     pub store_timeout: Duration,
     /// `SHUTDOWN_GRACE_SECS`: how long in-flight requests may take to finish on shutdown (default 20).
     pub shutdown_grace: Duration,
+    /// `STARTUP_TIMEOUT_SECS`: how long start-up (and `migrate`) retries preparing the store
+    /// while the database is away (default 60).
+    pub startup_timeout: Duration,
     /// The Redis cache.
     pub cache: CacheSettings,
     /// `NATS_URL`: the NATS server with JetStream (default `nats://127.0.0.1:4222`).
@@ -194,6 +197,7 @@ impl ServiceSettings {
             ),
             store_timeout: env.millis("REQUEST_TIMEOUT_MS", 5_000),
             shutdown_grace: env.secs("SHUTDOWN_GRACE_SECS", 20),
+            startup_timeout: env.secs("STARTUP_TIMEOUT_SECS", 60),
             cache: CacheSettings {
                 url: env.optional("REDIS_URL", Secret::new("redis://127.0.0.1:6379")),
                 ttl: env.secs("CACHE_TTL_SECS", 300),

@@ -31,7 +31,7 @@ impl ServiceProgram for Config {
         )
         .await
         .map_err(StartError::Other)?;
-        server::retry("creating the indexes", self.startup_timeout, || {
+        server::retry("creating the indexes", self.service.startup_timeout, || {
             store.migrate()
         })
         .await?;

@@ -19,8 +19,6 @@ pub struct Config {
     pub mongodb_uri: Secret,
     /// `MONGODB_DATABASE`: the database of courses (default `{NIS_PREFIX}_courses`).
     pub mongodb_database: String,
-    /// `STARTUP_TIMEOUT_SECS`: how long start-up waits for MongoDB to create the indexes (default 60).
-    pub startup_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -38,13 +36,11 @@ impl Config {
         let mongodb_uri = env.required("MONGODB_URI", "the MongoDB connection URI");
         let mongodb_database =
             env.optional("MONGODB_DATABASE", format!("{}_courses", service.prefix));
-        let startup_timeout = env.secs("STARTUP_TIMEOUT_SECS", 60);
         env.finish()?;
         Ok(Self {
             service,
             mongodb_uri,
             mongodb_database,
-            startup_timeout,
         })
     }
 }

@@ -75,14 +75,12 @@ impl System {
             service: adjust(settings(&prefix, s_http, s_grpc, c_grpc, false)),
             database_url: Secret::new(format!("{}/{database}", testkit::postgres_url())),
             database_max_connections: 10,
-            startup_timeout: Duration::from_secs(20),
         };
         let mongo_database = testkit::unique_name("courses_test");
         let courses_config = courses::config::Config {
             service: adjust(settings(&prefix, c_http, c_grpc, s_grpc, false)),
             mongodb_uri: Secret::new(testkit::mongodb_uri()),
             mongodb_database: mongo_database.clone(),
-            startup_timeout: Duration::from_secs(20),
         };
         let students = students::app::start(&students_config)
             .await

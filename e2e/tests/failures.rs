@@ -180,7 +180,6 @@ async fn a_service_killed_between_commit_and_publish_publishes_after_restart() {
         service: courses_settings,
         mongodb_uri: common::secret::Secret::new(testkit::mongodb_uri()),
         mongodb_database: mongo_database.clone(),
-        startup_timeout: Duration::from_secs(20),
     };
     let courses = testkit::TestService::new(
         courses::app::start(&courses_config)

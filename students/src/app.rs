@@ -30,9 +30,11 @@ impl ServiceProgram for Config {
             &self.service.prefix,
         )
         .map_err(StartError::Other)?;
-        server::retry("applying the migrations", self.startup_timeout, || {
-            store.migrate()
-        })
+        server::retry(
+            "applying the migrations",
+            self.service.startup_timeout,
+            || store.migrate(),
+        )
         .await?;
         Ok(store)
     }

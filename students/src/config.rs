@@ -19,8 +19,6 @@ pub struct Config {
     pub database_url: Secret,
     /// `DATABASE_MAX_CONNECTIONS`: pool size (default 10).
     pub database_max_connections: u32,
-    /// `STARTUP_TIMEOUT_SECS`: how long start-up waits for the database to apply migrations (default 60).
-    pub startup_timeout: std::time::Duration,
 }
 
 impl Config {
@@ -40,13 +38,11 @@ impl Config {
             "the PostgreSQL URL of the students database",
         );
         let database_max_connections = env.optional("DATABASE_MAX_CONNECTIONS", 10);
-        let startup_timeout = env.secs("STARTUP_TIMEOUT_SECS", 60);
         env.finish()?;
         Ok(Self {
             service,
             database_url,
             database_max_connections,
-            startup_timeout,
         })
     }
 }

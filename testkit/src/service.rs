@@ -32,6 +32,7 @@ pub fn settings_with_peer(prefix: &str, dead_redis: bool, peer_url: &str) -> Ser
         http_workers: 1,
         store_timeout: Duration::from_secs(5),
         shutdown_grace: Duration::from_secs(5),
+        startup_timeout: Duration::from_secs(20),
         cache: CacheSettings {
             url: Secret::new(if dead_redis {
                 super::DEAD_REDIS_URL.to_owned()

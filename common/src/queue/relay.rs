@@ -101,8 +101,15 @@ pub async fn run<O: Outbox>(
         if *shutdown.borrow() {
             return;
         }
+        let pending = metrics::gauge!(OUTBOX_PENDING, "service" => service);
         match publish_round(&jetstream, &outbox, service, crash_before_publish).await {
-            Ok(more) => {
+            // Nothing waits: the idle relay costs one cheap query per tick, not a count.
+            Ok(Round::Empty) => {
+                backoff = Duration::ZERO;
+                pending.set(0.0);
+                continue;
+            }
+            Ok(Round::Published { more }) => {
                 backoff = Duration::ZERO;
                 if more {
                     notify.notify_one();
@@ -114,21 +121,29 @@ pub async fn run<O: Outbox>(
             }
         }
         if let Ok(backlog) = outbox.backlog().await {
-            metrics::gauge!(OUTBOX_PENDING, "service" => service).set(backlog as f64);
+            pending.set(backlog as f64);
         }
     }
 }
 
-/// Publishes one batch; `Ok(true)` when there may be more.
+/// What one round of the relay found.
+enum Round {
+    /// The outbox was empty.
+    Empty,
+    /// A batch went out; `more` when it was full, so more may wait.
+    Published { more: bool },
+}
+
+/// Publishes one batch.
 async fn publish_round<O: Outbox>(
     jetstream: &jetstream::Context,
     outbox: &O,
     service: &'static str,
     crash_before_publish: bool,
-) -> Result<bool, Error> {
+) -> Result<Round, Error> {
     let entries = outbox.pending(BATCH).await?;
     if entries.is_empty() {
-        return Ok(false);
+        return Ok(Round::Empty);
     }
     if crash_before_publish {
         tracing::error!(
@@ -158,7 +173,9 @@ async fn publish_round<O: Outbox>(
     }
     match failure {
         Some(e) => Err(e),
-        None => Ok(entries.len() == BATCH),
+        None => Ok(Round::Published {
+            more: entries.len() == BATCH,
+        }),
     }
 }
 

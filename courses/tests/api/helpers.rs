@@ -1,7 +1,5 @@
 //! Starting a courses service for one test.
 
-use std::time::Duration;
-
 use common::{proto::v1::course_service_client::CourseServiceClient, secret::Secret};
 use courses::{app, config::Config};
 use serde_json::{Value, json};
@@ -53,7 +51,6 @@ async fn spawn_with(dead_redis: bool) -> TestService {
         service: testkit::settings(&prefix, dead_redis),
         mongodb_uri: Secret::new(testkit::mongodb_uri()),
         mongodb_database: database.clone(),
-        startup_timeout: Duration::from_secs(20),
     };
     let running = app::start(&config).await.expect("courses starts");
     TestService::new(

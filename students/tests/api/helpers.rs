@@ -1,7 +1,5 @@
 //! Starting a students service for one test.
 
-use std::time::Duration;
-
 use common::{proto::v1::student_service_client::StudentServiceClient, secret::Secret};
 use serde_json::{Value, json};
 use students::{app, config::Config};
@@ -45,7 +43,6 @@ async fn spawn_with(dead_redis: bool) -> TestService {
         service: testkit::settings(&prefix, dead_redis),
         database_url: Secret::new(format!("{}/{database}", testkit::postgres_url())),
         database_max_connections: 5,
-        startup_timeout: Duration::from_secs(20),
     };
     let running = app::start(&config).await.expect("students starts");
     TestService::new(
