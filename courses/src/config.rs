@@ -1,6 +1,6 @@
 //! The courses service's configuration, from environment variables.
 
-use common::{
+use nis_runtime::{
     config::{ConfigError, Defaults, Env, ServiceSettings},
     secret::Secret,
 };

@@ -4,7 +4,7 @@
 
 use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
-use common::{config::ServiceSettings, secret::Secret};
+use nis_runtime::{config::ServiceSettings, secret::Secret};
 use serde_json::{Value, json};
 use testkit::{TestService, body};
 

@@ -178,7 +178,7 @@ async fn a_service_killed_between_commit_and_publish_publishes_after_restart() {
     courses_settings.grpc_addr = ([127, 0, 0, 1], c_grpc).into();
     let courses_config = courses::config::Config {
         service: courses_settings,
-        mongodb_uri: common::secret::Secret::new(testkit::mongodb_uri()),
+        mongodb_uri: nis_runtime::secret::Secret::new(testkit::mongodb_uri()),
         mongodb_database: mongo_database.clone(),
     };
     let courses = testkit::TestService::new(

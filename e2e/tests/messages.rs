@@ -4,8 +4,9 @@
 use std::{collections::BTreeSet, time::Duration};
 
 use async_nats::HeaderMap;
-use common::queue::{LinkEvent, Topology, message::VERSION};
 use e2e::{Options, System, set};
+use nis_core::message::{LinkEvent, VERSION};
+use nis_queue::Topology;
 use testkit::{body, metric_value};
 
 async fn publish(system: &System, subject: &str, msg_id: &str, payload: Vec<u8>) {
@@ -41,7 +42,7 @@ async fn the_same_change_delivered_twice_changes_nothing_twice() {
         entity: c.clone(),
         other: s.clone(),
         linked: true,
-        clock: common::links::Side::Courses.next_clock(None, common::links::now_micros()),
+        clock: nis_core::links::Side::Courses.next_clock(None, nis_core::links::now_micros()),
     };
     // Two deliveries of one change (distinct message ids, so JetStream keeps both).
     publish(&system, &subject, "first-delivery", event.encode()).await;
@@ -101,7 +102,7 @@ async fn undecodable_and_unknown_version_messages_are_dead_lettered_and_counted(
     let headers = first.headers;
     assert!(
         headers
-            .get(common::queue::message::DEAD_LETTER_REASON_HEADER)
+            .get(nis_core::message::DEAD_LETTER_REASON_HEADER)
             .is_some_and(|r| r.as_str().contains("undecodable")),
         "{headers:?}"
     );

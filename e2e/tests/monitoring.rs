@@ -12,14 +12,12 @@ use std::{
 };
 
 use async_nats::HeaderMap;
-use common::{
-    proto::v1::{
-        ListCoursesRequest, ListStudentsRequest, course_service_client::CourseServiceClient,
-        student_service_client::StudentServiceClient,
-    },
-    queue::Topology,
-};
 use e2e::{System, set};
+use nis_grpc::proto::v1::{
+    ListCoursesRequest, ListStudentsRequest, course_service_client::CourseServiceClient,
+    student_service_client::StudentServiceClient,
+};
+use nis_queue::Topology;
 use serde_json::{Value, json};
 
 fn repo(path: &str) -> PathBuf {

@@ -12,9 +12,9 @@
 
 use std::{collections::HashMap, time::Duration};
 
-use common::{
+use nis_queue::StreamSettings;
+use nis_runtime::{
     config::{ConfigError, Env, read_prefix},
-    queue::StreamSettings,
     telemetry::LogFormat,
 };
 

@@ -6,7 +6,7 @@ use async_nats::{
     ConnectOptions,
     jetstream::{self, context::AccountErrorKind},
 };
-use common::server::{StartError, retry};
+use nis_runtime::lifecycle::retry;
 
 use crate::InitError;
 
@@ -30,10 +30,7 @@ pub async fn connect(url: &str, timeout: Duration) -> Result<jetstream::Context,
     .map_err(|e| InitError::Unreachable {
         url: shown,
         timeout,
-        reason: match e {
-            StartError::Other(reason) => reason,
-            other => other.to_string(),
-        },
+        reason: e.to_string(),
     })
 }
 

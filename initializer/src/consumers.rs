@@ -139,7 +139,7 @@ mod tests {
     use std::time::Duration;
 
     use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
-    use common::queue::Topology;
+    use nis_queue::Topology;
 
     use super::*;
 

@@ -14,7 +14,7 @@ mod streams;
 use std::time::Duration;
 
 use async_nats::jetstream;
-use common::queue::{StreamSettings, Topology};
+use nis_queue::{StreamSettings, Topology};
 
 pub use config::Config;
 pub use connection::connect;

@@ -4,8 +4,9 @@
 
 use std::process::ExitCode;
 
-use common::{queue::Topology, telemetry};
 use initializer::{Config, Outcome};
+use nis_queue::Topology;
+use nis_runtime::telemetry;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {

@@ -135,7 +135,7 @@ mod tests {
     use std::time::Duration;
 
     use async_nats::jetstream::stream::{DiscardPolicy, RetentionPolicy, StorageType};
-    use common::queue::{StreamSettings, Topology};
+    use nis_queue::{StreamSettings, Topology};
 
     use super::*;
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
-use common::queue::{StreamSettings, Topology};
+use nis_queue::{StreamSettings, Topology};
 
 /// A JetStream context on `url` (default: the test NATS).
 pub async fn jetstream_at(url: Option<&str>) -> jetstream::Context {

@@ -2,13 +2,13 @@
 
 use std::{net::SocketAddr, time::Duration};
 
-use common::{
+use futures::future::BoxFuture;
+use nis_runtime::{
     config::{CacheSettings, ServiceSettings},
     secret::Secret,
-    server::Running,
     telemetry::{self, LogFormat},
 };
-use futures::future::BoxFuture;
+use nis_server::Running;
 use reqwest::{Client, Response};
 use serde_json::Value;
 

@@ -1,6 +1,6 @@
 //! A course: what it is, who teaches it, and the ids of its students.
 
-use common::{
+use nis_core::{
     Entity, Error,
     ids::{CourseId, IdList, StudentId},
     validation::{Text, Validator},
@@ -94,6 +94,22 @@ impl Entity for Course {
 
     fn links(&self) -> &[StudentId] {
         self.student_ids.as_slice()
+    }
+
+    fn assemble(id: CourseId, draft: CourseDraft) -> Self {
+        draft.into_course(id)
+    }
+
+    fn draft_links(draft: &CourseDraft) -> &[StudentId] {
+        draft.student_ids.as_slice()
+    }
+
+    fn with_links(self, links: Vec<StudentId>) -> Result<Self, Error> {
+        let student_ids = StudentIds::from_ids(links).map_err(Error::internal)?;
+        Ok(Self {
+            student_ids,
+            ..self
+        })
     }
 
     fn parse_draft(input: CourseInput) -> Result<CourseDraft, Error> {

@@ -1,16 +1,15 @@
 //! The gRPC API of courses (`nis.v1.CourseService`): message conversions around the shared
-//! CRUD handlers of `common::grpc::crud`.
+//! CRUD handlers of `nis_grpc::crud`.
 
-use common::{
-    EntityService,
-    grpc::{GrpcEntity, context, crud},
-    peers::StudentsPeer,
+use nis_core::EntityService;
+use nis_grpc::{
+    context, crud,
     proto::v1::{
         self as pb,
         course_service_server::{CourseService, CourseServiceServer},
     },
 };
-use tonic::{Request, Response, Status, transport::server::Router};
+use tonic::{Request, Response, Status};
 
 use crate::domain::{Course, CourseInput};
 
@@ -20,16 +19,10 @@ pub struct CourseGrpc<S> {
     service: S,
 }
 
-impl GrpcEntity for Course {
-    const GRPC_SERVICE: &'static str = "nis.v1.CourseService";
-    type Peer = StudentsPeer;
-
-    fn peer(url: &str, timeout: std::time::Duration) -> Result<StudentsPeer, String> {
-        StudentsPeer::connect(url, timeout)
-    }
-
-    fn add_grpc_service<S: EntityService<Self>>(router: Router, service: S) -> Router {
-        router.add_service(CourseServiceServer::new(CourseGrpc { service }))
+impl<S: EntityService<Course>> CourseGrpc<S> {
+    /// The tonic service of `service`.
+    pub fn server(service: S) -> CourseServiceServer<Self> {
+        CourseServiceServer::new(Self { service })
     }
 }
 

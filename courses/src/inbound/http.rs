@@ -1,6 +1,6 @@
 //! The HTTP API of courses: the generic entity routes of `common`, told how to read a course.
 
-use common::http::{JsonEntity, JsonFields};
+use nis_http::{JsonEntity, JsonFields};
 use serde_json::{Value, json};
 
 use crate::domain::{Course, CourseInput};

@@ -1,39 +1,35 @@
-//! The MongoDB adapter of `Repository<Course>` and of the outbox (the official `mongodb` driver).
+//! The MongoDB adapter of the store port and of the outbox (the official `mongodb` driver).
 //!
 //! Documents: `{_id: ObjectId, name, description, discipline, teacher, student_ids: [uuid],
 //! link_clocks: {uuid: clock}, version}`; lists are sorted by `_id`, which starts with the
 //! creation time: oldest first, stable.
 //!
-//! A write reads the course, computes the link changes with `common::links`, then, in one
-//! multi-document transaction, writes the course only if its `version` is still the one read
-//! (compare-and-set) and records the outgoing changes in the `outbox` collection. A lost race
-//! starts over from the read, so a concurrent PUT and an applied queue message never overwrite
-//! each other, and nothing committed is left unpublished.
+//! The core plans every write; this store only loads a course's links with its `version` and
+//! commits a change together with its outbox documents in one multi-document transaction, on
+//! the condition that `version` is unchanged (the filter `{_id, version}` matches nothing
+//! otherwise, and the transaction is abandoned). A transient transaction error is a conflict
+//! too: the core starts over.
 
-use std::{collections::BTreeMap, sync::Arc, time::Duration};
+use std::time::Duration;
 
-use common::{
-    Context, Entity as _, Error, Page, Repository,
-    ids::{CourseId, StudentId},
-    links::{self, Clocks, Outcome, Side},
-    queue::{Outbox, OutboxEntry, Topology},
-    secret::Secret,
-    service::{IncomingLink, Written},
-};
 use futures::TryStreamExt as _;
 use mongodb::{
-    Client, Collection, IndexModel,
+    Client, ClientSession, Collection, IndexModel,
     bson::{Document, doc, oid::ObjectId},
     error::{ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT},
     options::{ClientOptions, IndexOptions},
 };
+use nis_core::{
+    Error, Page,
+    ids::{CourseId, StudentId},
+    links::Clocks,
+    outbox::{Outbox, OutboxEntry},
+    store::{Change, Commit, Committed, EntityStore, LinkState},
+};
+use nis_runtime::secret::Secret;
 use serde::{Deserialize, Serialize};
-use tokio::sync::Notify;
 
 use crate::domain::{Course, CourseDraft, Description, ShortText, StudentIds};
-
-/// How often a write starts over after losing a race before it gives up.
-const MAX_ATTEMPTS: usize = 50;
 
 /// Courses in MongoDB.
 #[derive(Debug, Clone)]
@@ -42,8 +38,6 @@ pub struct MongoCourses {
     courses: Collection<CourseDocument>,
     outbox: Collection<OutboxDocument>,
     timeout: Duration,
-    subject: Arc<str>,
-    notify: Arc<Notify>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,7 +52,7 @@ struct CourseDocument {
     student_ids: Vec<String>,
     /// For every student this course is or was linked with: the newest change's clock.
     #[serde(default)]
-    link_clocks: BTreeMap<String, i64>,
+    link_clocks: Clocks,
     /// Bumped by every write, for compare-and-set.
     #[serde(default)]
     version: i64,
@@ -84,7 +78,7 @@ impl TryFrom<CourseDocument> for Course {
 
     fn try_from(doc: CourseDocument) -> Result<Self, Error> {
         let corrupt =
-            |what: String| Error::Internal(format!("stored course {} is invalid: {what}", doc.id));
+            |what: String| Error::internal(format!("stored course {} is invalid: {what}", doc.id));
         Ok(Course {
             id: CourseId::from(doc.id.bytes()),
             name: ShortText::parse(&doc.name).map_err(corrupt)?,
@@ -120,23 +114,6 @@ impl From<OutboxEntry> for OutboxDocument {
     }
 }
 
-/// The write part of a transaction.
-enum Write {
-    /// Only record outbox entries.
-    Nothing,
-    Insert(CourseDocument),
-    /// Replace the course if it is still at `version`.
-    Replace {
-        version: i64,
-        document: CourseDocument,
-    },
-    /// Delete the course if it is still at `version`.
-    Delete {
-        id: ObjectId,
-        version: i64,
-    },
-}
-
 fn student_strings(ids: &StudentIds) -> Vec<String> {
     ids.as_slice().iter().map(ToString::to_string).collect()
 }
@@ -150,23 +127,17 @@ fn map_error(error: mongodb::error::Error) -> Error {
         ErrorKind::ServerSelection { .. }
         | ErrorKind::Io(_)
         | ErrorKind::ConnectionPoolCleared { .. } => {
-            Error::Unavailable(format!("the database is unavailable: {error}"))
+            Error::unavailable_because("the database is unavailable", error)
         }
-        _ => Error::Internal(format!("database error: {error}")),
+        _ => Error::internal_because("database error", error),
     }
 }
 
 impl MongoCourses {
     /// A store in database `database` of the server at `uri`. The driver connects in the
     /// background, so the service starts (not ready) while MongoDB is away; server selection
-    /// and every call are bounded by `timeout`. Link changes are recorded for the subject of
-    /// courses under `prefix`.
-    pub async fn connect(
-        uri: &Secret,
-        database: &str,
-        timeout: Duration,
-        prefix: &str,
-    ) -> Result<Self, String> {
+    /// and every call are bounded by `timeout`.
+    pub async fn connect(uri: &Secret, database: &str, timeout: Duration) -> Result<Self, String> {
         let mut options = ClientOptions::parse(uri.expose())
             .await
             .map_err(|e| format!("MONGODB_URI is not a valid MongoDB URI: {e}"))?;
@@ -180,14 +151,12 @@ impl MongoCourses {
             outbox: db.collection("outbox"),
             client,
             timeout,
-            subject: Topology::new(prefix).links_subject(Course::KIND).into(),
-            notify: Arc::new(Notify::new()),
         })
     }
 
     /// Creates the indexes (idempotent): the multikey index on `student_ids` serves the cross
     /// query "which courses list student s".
-    pub async fn migrate(&self) -> Result<(), String> {
+    pub async fn migrate(&self) -> Result<(), Error> {
         let index = IndexModel::builder()
             .keys(doc! { "student_ids": 1 })
             .options(
@@ -199,7 +168,6 @@ impl MongoCourses {
         self.bounded(self.courses.create_index(index))
             .await
             .map(|_| ())
-            .map_err(|e| format!("creating the indexes failed: {e}"))
     }
 
     /// Runs one database call under the deadline, mapping its errors.
@@ -214,7 +182,7 @@ impl MongoCourses {
     }
 
     fn too_slow(&self) -> Error {
-        Error::Unavailable(format!(
+        Error::unavailable(format!(
             "the database did not answer within {:?}",
             self.timeout
         ))
@@ -225,77 +193,55 @@ impl MongoCourses {
             .await
     }
 
-    fn entry(&self, course: &ObjectId, change: &links::Outgoing, ctx: &Context) -> OutboxDocument {
-        OutboxEntry::link_change(
-            &self.subject,
-            Course::KIND,
-            &course.to_hex(),
-            change,
-            &ctx.request_id,
-        )
-        .into()
-    }
-
-    /// Commits `write` and `entries` atomically. `Ok(false)`: the course changed since it was
-    /// read (or a transient conflict) — read again and start over.
-    async fn commit(&self, write: Write, entries: Vec<OutboxDocument>) -> Result<bool, Error> {
-        let attempt = async {
-            let mut session = self.client.start_session().await?;
-            session.start_transaction().await?;
-            let written = match write {
-                Write::Nothing => true,
-                Write::Insert(document) => {
-                    self.courses
-                        .insert_one(document)
-                        .session(&mut session)
-                        .await?;
-                    true
-                }
-                Write::Replace { version, document } => {
-                    let filter = doc! { "_id": document.id, "version": version };
-                    let done = self
-                        .courses
-                        .replace_one(filter, document)
-                        .session(&mut session)
-                        .await?;
-                    done.matched_count == 1
-                }
-                Write::Delete { id, version } => {
-                    let done = self
-                        .courses
-                        .delete_one(doc! { "_id": id, "version": version })
-                        .session(&mut session)
-                        .await?;
-                    done.deleted_count == 1
-                }
-            };
-            if !written {
-                session.abort_transaction().await?;
-                return Ok(false);
+    /// Writes `change` in `session`'s transaction; `false` when the course is not at version
+    /// `expected`.
+    async fn write(
+        &self,
+        session: &mut ClientSession,
+        change: Change<Course>,
+        expected: Option<i64>,
+    ) -> Result<bool, mongodb::error::Error> {
+        let version = expected.unwrap_or(0);
+        Ok(match change {
+            Change::Insert { id, draft, clocks } => {
+                let document = CourseDocument::new(object_id(&id), &draft, clocks, 0);
+                self.courses.insert_one(document).session(session).await?;
+                true
             }
-            if !entries.is_empty() {
-                self.outbox
-                    .insert_many(entries)
-                    .session(&mut session)
+            Change::Replace { id, draft, clocks } => {
+                let oid = object_id(&id);
+                let document = CourseDocument::new(oid, &draft, clocks, version + 1);
+                let filter = doc! { "_id": oid, "version": version };
+                let done = self
+                    .courses
+                    .replace_one(filter, document)
+                    .session(session)
                     .await?;
+                done.matched_count == 1
             }
-            loop {
-                match session.commit_transaction().await {
-                    Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => continue,
-                    other => return other.map(|()| true),
+            Change::Delete { id } => {
+                let filter = doc! { "_id": object_id(&id), "version": version };
+                let done = self.courses.delete_one(filter).session(session).await?;
+                done.deleted_count == 1
+            }
+            Change::Relink { id, links, clocks } => {
+                let mut set = doc! {
+                    "link_clocks": mongodb::bson::to_bson(&clocks)?,
+                    "version": version + 1,
+                };
+                if let Some(links) = links {
+                    set.insert("student_ids", links);
                 }
+                let filter = doc! { "_id": object_id(&id), "version": version };
+                let done = self
+                    .courses
+                    .update_one(filter, doc! { "$set": set })
+                    .session(session)
+                    .await?;
+                done.matched_count == 1
             }
-        };
-        match tokio::time::timeout(self.timeout, attempt).await {
-            Ok(Ok(true)) => {
-                self.notify.notify_one();
-                Ok(true)
-            }
-            Ok(Ok(false)) => Ok(false),
-            Ok(Err(e)) if e.contains_label(TRANSIENT_TRANSACTION_ERROR) => Ok(false),
-            Ok(Err(e)) => Err(map_error(e)),
-            Err(_) => Err(self.too_slow()),
-        }
+            Change::Nothing => true,
+        })
     }
 
     /// A page of the courses matching `filter`, oldest first.
@@ -313,13 +259,9 @@ impl MongoCourses {
         let documents = self.bounded(find).await?;
         documents.into_iter().map(Course::try_from).collect()
     }
-
-    fn contention() -> Error {
-        Error::Unavailable("the course changed too often to be written; try again".into())
-    }
 }
 
-impl Repository<Course> for MongoCourses {
+impl EntityStore<Course> for MongoCourses {
     async fn list(&self, page: Page) -> Result<Vec<Course>, Error> {
         self.find_page(doc! {}, page).await
     }
@@ -331,147 +273,54 @@ impl Repository<Course> for MongoCourses {
             .transpose()
     }
 
-    async fn insert(&self, ctx: &Context, draft: CourseDraft) -> Result<Written<Course>, Error> {
-        let id = ObjectId::new();
-        let students = student_strings(&draft.student_ids);
-        let mut clocks = Clocks::new();
-        let changes = links::plan_write(
-            Side::Courses,
-            &[],
-            &students,
-            &mut clocks,
-            links::now_micros(),
-        );
-        let entries = changes.iter().map(|c| self.entry(&id, c, ctx)).collect();
-        let document = CourseDocument::new(id, &draft, clocks, 0);
-        if !self.commit(Write::Insert(document), entries).await? {
-            return Err(Error::Unavailable(
-                "the course could not be stored; try again".into(),
-            ));
-        }
-        Ok(Written::new(
-            draft.into_course(CourseId::from(id.bytes())),
-            students,
-        ))
-    }
-
-    async fn replace(
-        &self,
-        ctx: &Context,
-        id: &CourseId,
-        draft: CourseDraft,
-    ) -> Result<Option<Written<Course>>, Error> {
-        let oid = object_id(id);
-        let students = student_strings(&draft.student_ids);
-        for _ in 0..MAX_ATTEMPTS {
-            let Some(current) = self.read(&oid).await? else {
-                return Ok(None);
-            };
-            let mut clocks = current.link_clocks.clone();
-            let changes = links::plan_write(
-                Side::Courses,
-                &current.student_ids,
-                &students,
-                &mut clocks,
-                links::now_micros(),
-            );
-            let entries = changes.iter().map(|c| self.entry(&oid, c, ctx)).collect();
-            let document = CourseDocument::new(oid, &draft, clocks, current.version + 1);
-            let write = Write::Replace {
-                version: current.version,
-                document,
-            };
-            if self.commit(write, entries).await? {
-                let relinked = changes.into_iter().map(|c| c.other).collect();
-                return Ok(Some(Written::new(draft.into_course(*id), relinked)));
-            }
-        }
-        Err(Self::contention())
-    }
-
-    async fn delete(&self, ctx: &Context, id: &CourseId) -> Result<Option<Written<()>>, Error> {
-        let oid = object_id(id);
-        for _ in 0..MAX_ATTEMPTS {
-            let Some(current) = self.read(&oid).await? else {
-                return Ok(None);
-            };
-            let mut clocks = current.link_clocks.clone();
-            let changes = links::plan_write(
-                Side::Courses,
-                &current.student_ids,
-                &[],
-                &mut clocks,
-                links::now_micros(),
-            );
-            let entries = changes.iter().map(|c| self.entry(&oid, c, ctx)).collect();
-            let write = Write::Delete {
-                id: oid,
-                version: current.version,
-            };
-            if self.commit(write, entries).await? {
-                return Ok(Some(Written::new((), current.student_ids)));
-            }
-        }
-        Err(Self::contention())
-    }
-
     async fn list_linked(&self, student: &StudentId, page: Page) -> Result<Vec<Course>, Error> {
         self.find_page(doc! { "student_ids": student.to_string() }, page)
             .await
     }
 
-    async fn apply_link(
-        &self,
-        ctx: &Context,
-        change: &IncomingLink<Course>,
-    ) -> Result<Written<Outcome>, Error> {
-        let oid = object_id(&change.entity);
-        let received = change.received();
-        for _ in 0..MAX_ATTEMPTS {
-            let current = self.read(&oid).await?;
-            let mut clocks = current
-                .as_ref()
-                .map(|c| c.link_clocks.clone())
-                .unwrap_or_default();
-            let plan = links::plan_apply(
-                Side::Courses,
-                current.as_ref().map(|c| c.student_ids.as_slice()),
-                &mut clocks,
-                &received,
-                Course::LINK_LIMIT,
-                links::now_micros(),
-            );
-            let entries = plan
-                .compensation
-                .iter()
-                .map(|c| self.entry(&oid, c, ctx))
-                .collect::<Vec<_>>();
-            let write = match current {
-                Some(current) if plan.new_links.is_some() || clocks != current.link_clocks => {
-                    let version = current.version;
-                    let mut document = current;
-                    if let Some(new_links) = &plan.new_links {
-                        document.student_ids.clone_from(new_links);
-                    }
-                    document.link_clocks = clocks;
-                    document.version = version + 1;
-                    Write::Replace { version, document }
+    fn next_id(&self) -> CourseId {
+        CourseId::from(ObjectId::new().bytes())
+    }
+
+    async fn load_links(&self, id: &CourseId) -> Result<Option<LinkState>, Error> {
+        Ok(self.read(&object_id(id)).await?.map(|course| LinkState {
+            links: course.student_ids,
+            clocks: course.link_clocks,
+            version: course.version,
+        }))
+    }
+
+    async fn commit(&self, commit: Commit<Course>) -> Result<Committed, Error> {
+        let attempt = async {
+            let mut session = self.client.start_session().await?;
+            session.start_transaction().await?;
+            if !self
+                .write(&mut session, commit.change, commit.expected)
+                .await?
+            {
+                session.abort_transaction().await?;
+                return Ok(Committed::Conflict);
+            }
+            if !commit.outbox.is_empty() {
+                let entries = commit.outbox.into_iter().map(OutboxDocument::from);
+                self.outbox
+                    .insert_many(entries)
+                    .session(&mut session)
+                    .await?;
+            }
+            loop {
+                match session.commit_transaction().await {
+                    Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => continue,
+                    other => return other.map(|()| Committed::Done),
                 }
-                _ => Write::Nothing,
-            };
-            if matches!(write, Write::Nothing) && entries.is_empty() {
-                return Ok(Written::new(plan.outcome, vec![]));
             }
-            let relinked = if plan.new_links.is_some() {
-                vec![received.other.clone()]
-            } else {
-                vec![]
-            };
-            if self.commit(write, entries).await? {
-                return Ok(Written::new(plan.outcome, relinked));
-            }
+        };
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(Ok(committed)) => Ok(committed),
+            Ok(Err(e)) if e.contains_label(TRANSIENT_TRANSACTION_ERROR) => Ok(Committed::Conflict),
+            Ok(Err(e)) => Err(map_error(e)),
+            Err(_) => Err(self.too_slow()),
         }
-        Err(Self::contention())
     }
 
     async fn ping(&self) -> Result<(), Error> {
@@ -516,9 +365,5 @@ impl Outbox for MongoCourses {
 
     async fn backlog(&self) -> Result<u64, Error> {
         self.bounded(self.outbox.count_documents(doc! {})).await
-    }
-
-    fn notifier(&self) -> Arc<Notify> {
-        self.notify.clone()
     }
 }

@@ -1,7 +1,7 @@
 //! One cache for both transports: a gRPC write invalidates what an HTTP read cached.
 //! (The other cache checks are contract checks, in `contract.rs`.)
 
-use common::proto::v1::UpdateCourseRequest;
+use nis_grpc::proto::v1::UpdateCourseRequest;
 use testkit::body;
 
 use crate::helpers::{course, grpc, spawn};

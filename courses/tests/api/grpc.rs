@@ -1,6 +1,6 @@
 //! Every CourseService RPC, its error codes, health and reflection.
 
-use common::proto::v1::{self as pb};
+use nis_grpc::proto::v1::{self as pb};
 use tonic::Code;
 use tonic_types::StatusExt as _;
 

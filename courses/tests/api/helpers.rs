@@ -1,7 +1,8 @@
 //! Starting a courses service for one test.
 
-use common::{proto::v1::course_service_client::CourseServiceClient, secret::Secret};
 use courses::{app, config::Config};
+use nis_grpc::proto::v1::course_service_client::CourseServiceClient;
+use nis_runtime::secret::Secret;
 use serde_json::{Value, json};
 use testkit::{TestService, contract::Kind};
 

@@ -1,6 +1,6 @@
 //! `/metrics` carries the request families with the CONTRACT labels for both transports.
 
-use common::proto::v1::ListCoursesRequest;
+use nis_grpc::proto::v1::ListCoursesRequest;
 use testkit::contract;
 
 use crate::helpers::{KIND, grpc, spawn};

@@ -3,8 +3,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream::{self, consumer::pull};
-use common::queue::{StreamSettings, topology::SERVICES};
 use initializer::{Outcome, Report, apply};
+use nis_queue::{StreamSettings, topology::SERVICES};
 
 use crate::support::{Namespace, jetstream};
 

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use async_nats::jetstream::{self, consumer, stream};
-use common::queue::{StreamSettings, Topology};
+use nis_queue::{StreamSettings, Topology};
 
 /// The NATS server for tests (`NIS_TEST_NATS_URL`).
 pub fn nats_url() -> String {

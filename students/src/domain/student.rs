@@ -1,6 +1,6 @@
 //! A student: three names and the ids of the courses it takes.
 
-use common::{
+use nis_core::{
     Entity, Error,
     ids::{CourseId, IdList, StudentId},
     validation::{Text, Validator},
@@ -84,6 +84,19 @@ impl Entity for Student {
 
     fn links(&self) -> &[CourseId] {
         self.course_ids.as_slice()
+    }
+
+    fn assemble(id: StudentId, draft: StudentDraft) -> Self {
+        draft.into_student(id)
+    }
+
+    fn draft_links(draft: &StudentDraft) -> &[CourseId] {
+        draft.course_ids.as_slice()
+    }
+
+    fn with_links(self, links: Vec<CourseId>) -> Result<Self, Error> {
+        let course_ids = CourseIds::from_ids(links).map_err(Error::internal)?;
+        Ok(Self { course_ids, ..self })
     }
 
     fn parse_draft(input: StudentInput) -> Result<StudentDraft, Error> {

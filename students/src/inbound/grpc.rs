@@ -1,16 +1,15 @@
 //! The gRPC API of students (`nis.v1.StudentService`): message conversions around the shared
-//! CRUD handlers of `common::grpc::crud`.
+//! CRUD handlers of `nis_grpc::crud`.
 
-use common::{
-    EntityService,
-    grpc::{GrpcEntity, context, crud},
-    peers::CoursesPeer,
+use nis_core::EntityService;
+use nis_grpc::{
+    context, crud,
     proto::v1::{
         self as pb,
         student_service_server::{StudentService, StudentServiceServer},
     },
 };
-use tonic::{Request, Response, Status, transport::server::Router};
+use tonic::{Request, Response, Status};
 
 use crate::domain::{Student, StudentInput};
 
@@ -20,16 +19,10 @@ pub struct StudentGrpc<S> {
     service: S,
 }
 
-impl GrpcEntity for Student {
-    const GRPC_SERVICE: &'static str = "nis.v1.StudentService";
-    type Peer = CoursesPeer;
-
-    fn peer(url: &str, timeout: std::time::Duration) -> Result<CoursesPeer, String> {
-        CoursesPeer::connect(url, timeout)
-    }
-
-    fn add_grpc_service<S: EntityService<Self>>(router: Router, service: S) -> Router {
-        router.add_service(StudentServiceServer::new(StudentGrpc { service }))
+impl<S: EntityService<Student>> StudentGrpc<S> {
+    /// The tonic service of `service`.
+    pub fn server(service: S) -> StudentServiceServer<Self> {
+        StudentServiceServer::new(Self { service })
     }
 }
 

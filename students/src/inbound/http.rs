@@ -1,6 +1,6 @@
 //! The HTTP API of students: the generic entity routes of `common`, told how to read a student.
 
-use common::http::{JsonEntity, JsonFields};
+use nis_http::{JsonEntity, JsonFields};
 use serde_json::{Value, json};
 
 use crate::domain::{Student, StudentInput};

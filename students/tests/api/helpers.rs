@@ -1,6 +1,7 @@
 //! Starting a students service for one test.
 
-use common::{proto::v1::student_service_client::StudentServiceClient, secret::Secret};
+use nis_grpc::proto::v1::student_service_client::StudentServiceClient;
+use nis_runtime::secret::Secret;
 use serde_json::{Value, json};
 use students::{app, config::Config};
 use testkit::{TestService, contract::Kind};

@@ -1,0 +1,182 @@
+//! The Redis adapter of the core's cache port (`nis_core::cache`; docs/behaviour.md §6).
+//!
+//! Every call has a short deadline; after a failure, lookups skip Redis for a moment so that a
+//! dead or slow Redis costs requests almost nothing (they go to the database).
+
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use redis::{
+    AsyncCommands as _, Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig,
+};
+
+use nis_core::cache::{Cache, CacheError, Lookup};
+use nis_runtime::config::CacheSettings;
+
+/// How long a scope's generation counter outlives its last bump. Much longer than any entry's
+/// TTL, so an expired counter can only bring back entries that expired long ago.
+const GENERATION_TTL_SECS: i64 = 24 * 3600;
+
+/// How long lookups skip Redis after it failed.
+const BACKOFF: Duration = Duration::from_secs(1);
+
+/// Reads a scope's generation and the entry stored under it in one round trip.
+const LOOKUP_SCRIPT: &str = r"
+local generation = redis.call('GET', KEYS[1]) or '0'
+local value = redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])
+return {generation, value}
+";
+
+/// A cache in Redis, its keys under `{prefix}:{namespace}:`.
+#[derive(Clone)]
+pub struct RedisCache {
+    connection: ConnectionManager,
+    lookup: Arc<Script>,
+    namespace: Arc<str>,
+    ttl_secs: u64,
+    timeout: Duration,
+    started: Instant,
+    /// Milliseconds since `started` before which lookups skip Redis.
+    skip_until_ms: Arc<AtomicU64>,
+}
+
+impl std::fmt::Debug for RedisCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedisCache")
+            .field("namespace", &self.namespace)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisCache {
+    /// A cache for one service. Connects lazily, so a service starts while Redis is down.
+    /// Must be called within a Tokio runtime.
+    pub fn new(settings: &CacheSettings, prefix: &str, service: &str) -> Result<Self, CacheError> {
+        let client = Client::open(settings.url.expose())
+            .map_err(|e| CacheError(format!("invalid REDIS_URL: {e}")))?;
+        let config = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout))
+            .set_number_of_retries(1)
+            .set_max_delay(Duration::from_millis(500));
+        let connection = ConnectionManager::new_lazy_with_config(client, config)
+            .map_err(|e| CacheError(e.to_string()))?;
+        Ok(Self {
+            connection,
+            lookup: Arc::new(Script::new(LOOKUP_SCRIPT)),
+            namespace: format!("{prefix}:{service}").into(),
+            ttl_secs: settings.ttl.as_secs().max(1),
+            timeout: settings.timeout,
+            started: Instant::now(),
+            skip_until_ms: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    fn generation_key(&self, scope: &str) -> String {
+        format!("{}:{scope}:gen", self.namespace)
+    }
+
+    fn value_key_prefix(&self, scope: &str) -> String {
+        format!("{}:{scope}:v", self.namespace)
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn skipping(&self) -> bool {
+        self.now_ms() < self.skip_until_ms.load(Ordering::Relaxed)
+    }
+
+    /// Runs one Redis call under the deadline; a failure opens the short back-off.
+    async fn call<T>(
+        &self,
+        what: &str,
+        call: impl Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, CacheError> {
+        let outcome = match tokio::time::timeout(self.timeout, call).await {
+            Ok(Ok(value)) => return Ok(value),
+            Ok(Err(e)) => format!("{what}: {e}"),
+            Err(_) => format!("{what}: no answer within {:?}", self.timeout),
+        };
+        self.skip_until_ms.store(
+            self.now_ms() + BACKOFF.as_millis() as u64,
+            Ordering::Relaxed,
+        );
+        Err(CacheError(outcome))
+    }
+}
+
+impl Cache for RedisCache {
+    async fn lookup(&self, scope: &str, key: &str) -> Result<Lookup, CacheError> {
+        if self.skipping() {
+            return Err(CacheError("skipped after a recent failure".into()));
+        }
+        let mut connection = self.connection.clone();
+        let mut invocation = self.lookup.key(self.generation_key(scope));
+        invocation.arg(self.value_key_prefix(scope)).arg(key);
+        let (generation, value): (String, Option<Vec<u8>>) = self
+            .call("lookup", invocation.invoke_async(&mut connection))
+            .await?;
+        let generation = generation.parse().map_err(|_| {
+            CacheError(format!(
+                "corrupt generation {generation:?} in scope {scope}"
+            ))
+        })?;
+        Ok(Lookup { generation, value })
+    }
+
+    async fn fill(
+        &self,
+        scope: &str,
+        generation: u64,
+        key: &str,
+        value: Vec<u8>,
+    ) -> Result<(), CacheError> {
+        if self.skipping() {
+            return Ok(());
+        }
+        let mut connection = self.connection.clone();
+        let key = format!("{}{generation}:{key}", self.value_key_prefix(scope));
+        self.call(
+            "fill",
+            connection.set_ex::<_, _, ()>(key, value, self.ttl_secs),
+        )
+        .await
+    }
+
+    async fn invalidate(&self, scopes: &[String]) -> Result<(), CacheError> {
+        if scopes.is_empty() {
+            return Ok(());
+        }
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for scope in scopes {
+            let key = self.generation_key(scope);
+            pipe.incr(&key, 1).ignore();
+            pipe.expire(&key, GENERATION_TTL_SECS).ignore();
+        }
+        let mut connection = self.connection.clone();
+        self.call("invalidate", pipe.query_async::<()>(&mut connection))
+            .await
+    }
+
+    async fn ping(&self) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        let answer: String = self
+            .call("ping", redis::cmd("PING").query_async(&mut connection))
+            .await?;
+        // A successful ping closes the back-off early.
+        self.skip_until_ms.store(0, Ordering::Relaxed);
+        if answer == "PONG" {
+            Ok(())
+        } else {
+            Err(CacheError(format!("unexpected PING answer {answer:?}")))
+        }
+    }
+}

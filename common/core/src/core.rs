@@ -1,0 +1,286 @@
+//! The core service: the use cases of an entity over its store, with no transport or storage
+//! technology in it.
+//!
+//! Reads go straight to the store. Every write — a create, update or delete from a caller, or a
+//! change of the relation received from the other side — is one loop, written once here:
+//!
+//! 1. **load** the entity's link state and version from the store;
+//! 2. **plan** with the pure rules of [`crate::links`]: stamp the changed pairs, decide what a
+//!    received change does (apply, duplicate, stale, compensate);
+//! 3. **commit** the entity change and its outbox entries atomically, on the condition that the
+//!    version is unchanged; on a conflict, start over from 1 (bounded by [`MAX_ATTEMPTS`]).
+//!
+//! A received change that changes nothing (a duplicate, a stale change) writes nothing, in
+//! every store alike (docs/behaviour.md §5.5).
+
+use std::sync::Arc;
+
+use crate::{
+    entity::Entity,
+    error::Error,
+    links::{self, Clocks, Outcome, Outgoing, Side},
+    outbox::{OutboxEntry, OutboxSignal},
+    paging::Page,
+    service::{Context, EntityService, IncomingLink, Written},
+    store::{Change, Commit, Committed, EntityStore, LinkState},
+};
+
+/// How often a write starts over after losing a race before it gives up with
+/// [`Error::Unavailable`].
+pub const MAX_ATTEMPTS: usize = 50;
+
+/// The core service of entity kind `E` over store `S`.
+#[derive(Debug, Clone)]
+pub struct Core<S> {
+    store: S,
+    /// The subject on which this side's link changes are published.
+    subject: Arc<str>,
+    signal: OutboxSignal,
+}
+
+impl<S> Core<S> {
+    /// A core over `store` whose link changes go out on `subject`.
+    pub fn new(store: S, subject: impl Into<Arc<str>>) -> Self {
+        Self {
+            store,
+            subject: subject.into(),
+            signal: OutboxSignal::default(),
+        }
+    }
+
+    /// Signalled after every commit that recorded outbox entries (the relay listens to it).
+    pub fn outbox_signal(&self) -> OutboxSignal {
+        self.signal.clone()
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+}
+
+/// What one attempt of a write decided.
+enum Attempt<E: Entity, T> {
+    /// The write has its answer without committing anything.
+    Done(T),
+    /// Commit this, then answer with `T` and the relinked ids.
+    Commit(Commit<E>, T, Vec<String>),
+}
+
+impl<S> Core<S> {
+    fn entries<E: Entity>(
+        &self,
+        ctx: &Context,
+        entity: &E::Id,
+        changes: &[Outgoing],
+    ) -> Vec<OutboxEntry> {
+        let entity = entity.to_string();
+        changes
+            .iter()
+            .map(|change| {
+                OutboxEntry::link_change(&self.subject, E::KIND, &entity, change, &ctx.request_id)
+            })
+            .collect()
+    }
+
+    /// Runs `attempt` (load and plan) and commits what it planned, starting over on conflict.
+    async fn write<E, T, F, Fut>(&self, mut attempt: F) -> Result<Written<T>, Error>
+    where
+        E: Entity,
+        S: EntityStore<E>,
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<Attempt<E, T>, Error>>,
+    {
+        for _ in 0..MAX_ATTEMPTS {
+            match attempt().await? {
+                Attempt::Done(value) => return Ok(Written::new(value, vec![])),
+                Attempt::Commit(commit, value, relinked) => {
+                    let recorded = !commit.outbox.is_empty();
+                    match self.store.commit(commit).await? {
+                        Committed::Done => {
+                            if recorded {
+                                self.signal.notify();
+                            }
+                            return Ok(Written::new(value, relinked));
+                        }
+                        Committed::Conflict => continue,
+                    }
+                }
+            }
+        }
+        Err(Error::unavailable(format!(
+            "the {} changed too often to be written; try again",
+            E::SINGULAR
+        )))
+    }
+}
+
+/// Plans a local write of an entity of kind `E` whose list goes from what is stored to `new`.
+fn plan_write<E: Entity>(state: &LinkState, new: &[String]) -> (Clocks, Vec<Outgoing>) {
+    let mut clocks = state.clocks.clone();
+    let changes = links::plan_write(
+        Side::of(E::KIND),
+        &state.links,
+        new,
+        &mut clocks,
+        links::now_micros(),
+    );
+    (clocks, changes)
+}
+
+fn strings<I: ToString>(ids: &[I]) -> Vec<String> {
+    ids.iter().map(ToString::to_string).collect()
+}
+
+impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
+    async fn list(&self, _ctx: &Context, page: Page) -> Result<Vec<E>, Error> {
+        self.store.list(page).await
+    }
+
+    async fn get(&self, _ctx: &Context, id: &E::Id) -> Result<E, Error> {
+        self.store.get(id).await?.ok_or_else(|| E::not_found(id))
+    }
+
+    async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<Written<E>, Error> {
+        let id = self.store.next_id();
+        let new = strings(E::draft_links(&draft));
+        let fresh = LinkState {
+            links: vec![],
+            clocks: Clocks::new(),
+            version: 0,
+        };
+        let (clocks, changes) = plan_write::<E>(&fresh, &new);
+        let outbox = self.entries::<E>(ctx, &id, &changes);
+        // The id and the entries are made once: a retried insert is the same insert.
+        self.write(move || {
+            let commit = Commit {
+                expected: None,
+                change: Change::Insert {
+                    id: id.clone(),
+                    draft: draft.clone(),
+                    clocks: clocks.clone(),
+                },
+                outbox: outbox.clone(),
+            };
+            let created = E::assemble(id.clone(), draft.clone());
+            let relinked = new.clone();
+            async move { Ok(Attempt::Commit(commit, created, relinked)) }
+        })
+        .await
+    }
+
+    async fn update(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        draft: E::Draft,
+    ) -> Result<Written<E>, Error> {
+        let new = &strings(E::draft_links(&draft));
+        let draft = &draft;
+        self.write(move || async move {
+            let new = new.as_slice();
+            let state = self
+                .store
+                .load_links(id)
+                .await?
+                .ok_or_else(|| E::not_found(id))?;
+            let (clocks, changes) = plan_write::<E>(&state, new);
+            let commit = Commit {
+                expected: Some(state.version),
+                change: Change::Replace {
+                    id: id.clone(),
+                    draft: draft.clone(),
+                    clocks,
+                },
+                outbox: self.entries::<E>(ctx, id, &changes),
+            };
+            let relinked = changes.into_iter().map(|c| c.other).collect();
+            Ok(Attempt::Commit(
+                commit,
+                E::assemble(id.clone(), draft.clone()),
+                relinked,
+            ))
+        })
+        .await
+    }
+
+    async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<Written<()>, Error> {
+        self.write(move || async move {
+            let state = self
+                .store
+                .load_links(id)
+                .await?
+                .ok_or_else(|| E::not_found(id))?;
+            let (_, changes) = plan_write::<E>(&state, &[]);
+            let commit = Commit {
+                expected: Some(state.version),
+                change: Change::Delete { id: id.clone() },
+                outbox: self.entries::<E>(ctx, id, &changes),
+            };
+            Ok(Attempt::Commit(commit, (), state.links))
+        })
+        .await
+    }
+
+    async fn list_linked(
+        &self,
+        _ctx: &Context,
+        other: &E::OtherId,
+        page: Page,
+    ) -> Result<Vec<E>, Error> {
+        self.store.list_linked(other, page).await
+    }
+
+    async fn apply_link(
+        &self,
+        ctx: &Context,
+        change: IncomingLink<E>,
+    ) -> Result<Written<Outcome>, Error> {
+        let received = &change.received();
+        let change = &change;
+        self.write(move || async move {
+            let state = self.store.load_links(&change.entity).await?;
+            let mut clocks = state.as_ref().map(|s| s.clocks.clone()).unwrap_or_default();
+            let plan = links::plan_apply(
+                Side::of(E::KIND),
+                state.as_ref().map(|s| s.links.as_slice()),
+                &mut clocks,
+                received,
+                E::LINK_LIMIT,
+                links::now_micros(),
+            );
+            let outbox = match &plan.compensation {
+                Some(unlink) => {
+                    self.entries::<E>(ctx, &change.entity, std::slice::from_ref(unlink))
+                }
+                None => vec![],
+            };
+            let (expected, entity_change) = match state {
+                Some(state) if plan.new_links.is_some() || clocks != state.clocks => (
+                    Some(state.version),
+                    Change::Relink {
+                        id: change.entity.clone(),
+                        links: plan.new_links.clone(),
+                        clocks,
+                    },
+                ),
+                // A compensation for an entity that is not there is recorded on its own.
+                None if !outbox.is_empty() => (None, Change::Nothing),
+                // A duplicate or stale change: nothing to write.
+                _ => return Ok(Attempt::Done(plan.outcome)),
+            };
+            let relinked = if plan.new_links.is_some() {
+                vec![received.other.clone()]
+            } else {
+                vec![]
+            };
+            let commit = Commit {
+                expected,
+                change: entity_change,
+                outbox,
+            };
+            Ok(Attempt::Commit(commit, plan.outcome, relinked))
+        })
+        .await
+    }
+}

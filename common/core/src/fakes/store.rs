@@ -1,0 +1,252 @@
+//! An in-memory [`EntityStore`] and [`Outbox`].
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex, MutexGuard},
+};
+
+use crate::{
+    entity::Entity,
+    error::Error,
+    links::Clocks,
+    outbox::{Outbox, OutboxEntry},
+    paging::Page,
+    store::{Change, Commit, Committed, EntityStore, LinkState},
+};
+
+struct Row<E> {
+    entity: E,
+    clocks: Clocks,
+    version: i64,
+    seq: u64,
+}
+
+struct State<E: Entity> {
+    rows: HashMap<E::Id, Row<E>>,
+    next_seq: u64,
+    outbox: Vec<OutboxEntry>,
+    commits: u64,
+    conflicts: u64,
+    down: bool,
+}
+
+/// Entities and their outbox in memory. Clones share the data. Every load and commit yields to
+/// the scheduler first, so concurrent writes joined in one task interleave between their load
+/// and their commit, as they would against a database.
+#[derive(Clone)]
+pub struct MemoryStore<E: Entity> {
+    state: Arc<Mutex<State<E>>>,
+    make_id: Arc<dyn Fn(u64) -> E::Id + Send + Sync>,
+}
+
+impl<E: Entity> std::fmt::Debug for MemoryStore<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MemoryStore")
+            .field("kind", &E::KIND)
+            .finish()
+    }
+}
+
+impl<E: Entity> MemoryStore<E> {
+    /// An empty store whose `n`-th new entity gets id `make_id(n)`.
+    pub fn new(make_id: impl Fn(u64) -> E::Id + Send + Sync + 'static) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(State {
+                rows: HashMap::new(),
+                next_seq: 0,
+                outbox: Vec::new(),
+                commits: 0,
+                conflicts: 0,
+                down: false,
+            })),
+            make_id: Arc::new(make_id),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State<E>> {
+        // A test that panicked while holding the lock has failed already.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn available(state: &State<E>) -> Result<(), Error> {
+        if state.down {
+            Err(Error::unavailable("the database is unavailable: down"))
+        } else {
+            Ok(())
+        }
+    }
+
+    /// Makes every call fail with [`Error::Unavailable`] (`true`) or work again (`false`).
+    pub fn set_down(&self, down: bool) {
+        self.lock().down = down;
+    }
+
+    /// Every entity, in creation order.
+    pub fn all(&self) -> Vec<E> {
+        let state = self.lock();
+        let mut rows: Vec<_> = state.rows.values().collect();
+        rows.sort_by_key(|r| r.seq);
+        rows.into_iter().map(|r| r.entity.clone()).collect()
+    }
+
+    /// The stored clocks of entity `id`.
+    pub fn clocks(&self, id: &E::Id) -> Option<Clocks> {
+        self.lock().rows.get(id).map(|r| r.clocks.clone())
+    }
+
+    /// Removes and returns everything in the outbox, oldest first.
+    pub fn drain_outbox(&self) -> Vec<OutboxEntry> {
+        std::mem::take(&mut self.lock().outbox)
+    }
+
+    /// How many commits took place, and how many were refused for a changed version.
+    pub fn commit_counts(&self) -> (u64, u64) {
+        let state = self.lock();
+        (state.commits, state.conflicts)
+    }
+
+    fn page(rows: Vec<&Row<E>>, page: Page) -> Vec<E> {
+        let mut rows = rows;
+        rows.sort_by_key(|r| r.seq);
+        let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
+        rows.into_iter()
+            .skip(skip)
+            .take(page.limit as usize)
+            .map(|r| r.entity.clone())
+            .collect()
+    }
+
+    fn apply(state: &mut State<E>, change: Change<E>) -> Result<(), Error> {
+        match change {
+            Change::Insert { id, draft, clocks } => {
+                let seq = state.next_seq;
+                state.next_seq += 1;
+                let entity = E::assemble(id.clone(), draft);
+                state.rows.insert(
+                    id,
+                    Row {
+                        entity,
+                        clocks,
+                        version: 0,
+                        seq,
+                    },
+                );
+            }
+            Change::Replace { id, draft, clocks } => {
+                if let Some(row) = state.rows.get_mut(&id) {
+                    row.entity = E::assemble(id, draft);
+                    row.clocks = clocks;
+                    row.version += 1;
+                }
+            }
+            Change::Delete { id } => {
+                state.rows.remove(&id);
+            }
+            Change::Relink { id, links, clocks } => {
+                if let Some(row) = state.rows.get_mut(&id) {
+                    if let Some(links) = links {
+                        let parsed = links
+                            .iter()
+                            .map(|l| l.parse::<E::OtherId>().map_err(Error::internal))
+                            .collect::<Result<Vec<_>, _>>()?;
+                        row.entity = row.entity.clone().with_links(parsed)?;
+                    }
+                    row.clocks = clocks;
+                    row.version += 1;
+                }
+            }
+            Change::Nothing => {}
+        }
+        Ok(())
+    }
+}
+
+impl<E: Entity> EntityStore<E> for MemoryStore<E> {
+    async fn list(&self, page: Page) -> Result<Vec<E>, Error> {
+        let state = self.lock();
+        Self::available(&state)?;
+        Ok(Self::page(state.rows.values().collect(), page))
+    }
+
+    async fn get(&self, id: &E::Id) -> Result<Option<E>, Error> {
+        let state = self.lock();
+        Self::available(&state)?;
+        Ok(state.rows.get(id).map(|r| r.entity.clone()))
+    }
+
+    async fn list_linked(&self, other: &E::OtherId, page: Page) -> Result<Vec<E>, Error> {
+        let state = self.lock();
+        Self::available(&state)?;
+        let rows = state
+            .rows
+            .values()
+            .filter(|r| r.entity.links().contains(other))
+            .collect();
+        Ok(Self::page(rows, page))
+    }
+
+    fn next_id(&self) -> E::Id {
+        let mut state = self.lock();
+        let n = state.next_seq;
+        state.next_seq += 1;
+        (self.make_id)(n)
+    }
+
+    async fn load_links(&self, id: &E::Id) -> Result<Option<crate::store::LinkState>, Error> {
+        tokio::task::yield_now().await;
+        let state = self.lock();
+        Self::available(&state)?;
+        Ok(state.rows.get(id).map(|row| LinkState {
+            links: row.entity.links().iter().map(ToString::to_string).collect(),
+            clocks: row.clocks.clone(),
+            version: row.version,
+        }))
+    }
+
+    async fn commit(&self, commit: Commit<E>) -> Result<Committed, Error> {
+        tokio::task::yield_now().await;
+        let mut state = self.lock();
+        Self::available(&state)?;
+        let target = match &commit.change {
+            Change::Replace { id, .. } | Change::Delete { id } | Change::Relink { id, .. } => {
+                Some(id.clone())
+            }
+            Change::Insert { .. } | Change::Nothing => None,
+        };
+        if let (Some(expected), Some(id)) = (commit.expected, target)
+            && state.rows.get(&id).map(|r| r.version) != Some(expected)
+        {
+            state.conflicts += 1;
+            return Ok(Committed::Conflict);
+        }
+        Self::apply(&mut state, commit.change)?;
+        state.outbox.extend(commit.outbox);
+        state.commits += 1;
+        Ok(Committed::Done)
+    }
+
+    async fn ping(&self) -> Result<(), Error> {
+        Self::available(&self.lock())
+    }
+}
+
+impl<E: Entity> Outbox for MemoryStore<E> {
+    async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, Error> {
+        let state = self.lock();
+        Self::available(&state)?;
+        Ok(state.outbox.iter().take(limit).cloned().collect())
+    }
+
+    async fn published(&self, ids: &[String]) -> Result<(), Error> {
+        let mut state = self.lock();
+        Self::available(&state)?;
+        state.outbox.retain(|e| !ids.contains(&e.id));
+        Ok(())
+    }
+
+    async fn backlog(&self) -> Result<u64, Error> {
+        let state = self.lock();
+        Self::available(&state)?;
+        Ok(state.outbox.len() as u64)
+    }
+}

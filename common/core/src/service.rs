@@ -1,0 +1,137 @@
+//! The service port every transport calls. The core ([`crate::core`]) implements it over a
+//! store; caching, metrics and logging wrap it as decorators ([`crate::decorators`]), so HTTP,
+//! gRPC and queue consumers share them.
+
+use std::{fmt, future::Future};
+
+use crate::{entity::Entity, error::Error, links::Outcome, paging::Page};
+
+/// Which inbound adapter a request came through (the `transport` metric label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// The HTTP API.
+    Http,
+    /// The gRPC API.
+    Grpc,
+    /// A message from the queue.
+    Queue,
+}
+
+impl Transport {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Grpc => "grpc",
+            Self::Queue => "queue",
+        }
+    }
+}
+
+impl fmt::Display for Transport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Who asks, for logs, metrics and propagation: the request id and the transport.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// The caller's `x-request-id` (or a new one).
+    pub request_id: String,
+    /// The inbound adapter.
+    pub transport: Transport,
+}
+
+impl Context {
+    /// A context with a given request id.
+    pub fn new(transport: Transport, request_id: impl Into<String>) -> Self {
+        Self {
+            request_id: request_id.into(),
+            transport,
+        }
+    }
+}
+
+/// The result of a write, with the ids of the entities of the other kind whose link with the
+/// written entity changed (the cross queries that became stale).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Written<T> {
+    /// What the write returns.
+    pub value: T,
+    /// Other-kind ids whose link changed.
+    pub relinked: Vec<String>,
+}
+
+impl<T> Written<T> {
+    /// A result and the links it changed.
+    pub fn new(value: T, relinked: Vec<String>) -> Self {
+        Self { value, relinked }
+    }
+}
+
+/// A change of the relation received from the other side: `other` now does (`linked`) or does
+/// not link `entity`, as of the pair's logical `clock` (see [`crate::links`]).
+#[derive(Debug, Clone)]
+pub struct IncomingLink<E: Entity> {
+    /// The entity of this side.
+    pub entity: E::Id,
+    /// The entity of the other side.
+    pub other: E::OtherId,
+    /// Whether the other side links the pair.
+    pub linked: bool,
+    /// The pair's clock at the change.
+    pub clock: i64,
+}
+
+impl<E: Entity> IncomingLink<E> {
+    /// The change as the pure rules of [`crate::links`] see it.
+    pub fn received(&self) -> crate::links::Received {
+        crate::links::Received {
+            other: self.other.to_string(),
+            linked: self.linked,
+            clock: self.clock,
+        }
+    }
+}
+
+/// The operations a service offers on its entity: the port every inbound adapter calls.
+pub trait EntityService<E: Entity>: Clone + Send + Sync + 'static {
+    /// A page of entities, oldest first.
+    fn list(&self, ctx: &Context, page: Page)
+    -> impl Future<Output = Result<Vec<E>, Error>> + Send;
+    /// One entity.
+    fn get(&self, ctx: &Context, id: &E::Id) -> impl Future<Output = Result<E, Error>> + Send;
+    /// Stores a new entity and returns it with its new id.
+    fn create(
+        &self,
+        ctx: &Context,
+        draft: E::Draft,
+    ) -> impl Future<Output = Result<Written<E>, Error>> + Send;
+    /// Replaces an entity's fields.
+    fn update(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        draft: E::Draft,
+    ) -> impl Future<Output = Result<Written<E>, Error>> + Send;
+    /// Removes an entity.
+    fn delete(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+    ) -> impl Future<Output = Result<Written<()>, Error>> + Send;
+    /// A page of the entities that link `other` (the cross query this service answers).
+    fn list_linked(
+        &self,
+        ctx: &Context,
+        other: &E::OtherId,
+        page: Page,
+    ) -> impl Future<Output = Result<Vec<E>, Error>> + Send;
+    /// Applies a change of the relation made by the other side.
+    fn apply_link(
+        &self,
+        ctx: &Context,
+        change: IncomingLink<E>,
+    ) -> impl Future<Output = Result<Written<Outcome>, Error>> + Send;
+}

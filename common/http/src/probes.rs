@@ -1,0 +1,44 @@
+//! Liveness, readiness, metrics, and the JSON 404 for unknown routes.
+
+use actix_web::{HttpRequest, HttpResponse, web};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+
+use nis_core::Error;
+use nis_runtime::readiness::Readiness;
+
+use crate::error::ApiError;
+
+pub(super) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/healthz", web::get().to(healthz))
+        .route("/readyz", web::get().to(readyz))
+        .route("/metrics", web::get().to(metrics));
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({ "status": "alive" }))
+}
+
+async fn readyz(readiness: web::Data<Readiness>) -> HttpResponse {
+    let report = readiness.check().await;
+    let mut response = if report.ready {
+        HttpResponse::Ok()
+    } else {
+        HttpResponse::ServiceUnavailable()
+    };
+    response.json(report)
+}
+
+async fn metrics(handle: web::Data<PrometheusHandle>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(handle.render())
+}
+
+pub(super) async fn no_route(req: HttpRequest) -> Result<HttpResponse, ApiError> {
+    Err(ApiError::Core(Error::NotFound(format!(
+        "no route for {} {}",
+        req.method(),
+        req.path()
+    ))))
+}

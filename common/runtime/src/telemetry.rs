@@ -1,0 +1,112 @@
+//! Logs (tracing) and metrics (Prometheus): set up once per process. The metric names live in
+//! `nis_core::metric_names`.
+
+use std::{str::FromStr, sync::OnceLock, time::Duration};
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use nis_core::metric_names::{
+    CACHE_LOOKUPS_TOTAL, EVENTS_CONSUMED_TOTAL, EVENTS_PUBLISHED_TOTAL, OUTBOX_PENDING,
+    REQUEST_DURATION, REQUESTS_TOTAL,
+};
+use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+
+/// How log lines are written to stdout.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    /// Human-readable lines (development).
+    #[default]
+    Text,
+    /// One JSON object per line (containers).
+    Json,
+}
+
+impl FromStr for LogFormat {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.to_ascii_lowercase().as_str() {
+            "text" => Ok(Self::Text),
+            "json" => Ok(Self::Json),
+            other => Err(format!("expected `text` or `json`, got `{other}`")),
+        }
+    }
+}
+
+/// Installs the global tracing subscriber (level from `RUST_LOG`, default `info`).
+/// A second call in the same process is a no-op, which keeps tests simple.
+pub fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let registry = tracing_subscriber::registry().with(filter);
+    let result = match format {
+        LogFormat::Json => registry
+            .with(
+                fmt::layer()
+                    .json()
+                    .with_current_span(true)
+                    .with_span_list(false),
+            )
+            .try_init(),
+        LogFormat::Text => registry.with(fmt::layer()).try_init(),
+    };
+    // Already installed (tests start several apps in one process): keep the first.
+    let _ = result;
+}
+
+const LATENCY_BUCKETS: &[f64] = &[
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
+
+/// Installs the Prometheus recorder once per process and returns the handle that renders
+/// `/metrics`. Safe to call from every app started in the process.
+pub fn metrics() -> PrometheusHandle {
+    METRICS
+        .get_or_init(|| {
+            let handle = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), LATENCY_BUCKETS)
+                .and_then(|b| b.install_recorder())
+                .unwrap_or_else(|e| {
+                    // Only fails if another recorder was installed first: a programming error.
+                    panic!("cannot install the Prometheus recorder: {e}")
+                });
+            describe_metrics();
+            spawn_upkeep(handle.clone());
+            handle
+        })
+        .clone()
+}
+
+fn describe_metrics() {
+    metrics::describe_counter!(REQUESTS_TOTAL, "Requests handled by the core service");
+    metrics::describe_histogram!(
+        REQUEST_DURATION,
+        metrics::Unit::Seconds,
+        "Time spent handling a request in the core service"
+    );
+    metrics::describe_counter!(CACHE_LOOKUPS_TOTAL, "Redis cache lookups by result");
+    metrics::describe_counter!(EVENTS_PUBLISHED_TOTAL, "Relation events published");
+    metrics::describe_counter!(
+        EVENTS_CONSUMED_TOTAL,
+        "Relation events consumed, by outcome"
+    );
+    metrics::describe_gauge!(
+        OUTBOX_PENDING,
+        "Relation changes recorded but not yet published"
+    );
+}
+
+fn spawn_upkeep(handle: PrometheusHandle) {
+    // Keeps the recorder's internal buffers bounded; a thread so it works outside a runtime.
+    let spawned = std::thread::Builder::new()
+        .name("metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_secs(5));
+                handle.run_upkeep();
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "metrics upkeep thread did not start");
+    }
+}

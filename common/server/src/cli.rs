@@ -1,0 +1,87 @@
+//! The command line every service shares: `<service> [serve]` runs it, `<service> migrate`
+//! prepares its store and exits (for a Kubernetes Job or a compose one-shot). Exit codes: 0
+//! after a clean stop, 1 when it cannot start, 2 for a configuration or usage error.
+
+use std::process::ExitCode;
+
+use nis_runtime::{
+    config::ConfigError,
+    lifecycle::StartError,
+    telemetry::{self, LogFormat},
+};
+
+use crate::Running;
+
+/// What the command line asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Run the service until a signal.
+    Serve,
+    /// Prepare the store, then exit.
+    Migrate,
+}
+
+/// Reads the command from the process arguments; a usage error is named on stderr.
+pub fn command(program: &str) -> Result<Command, ExitCode> {
+    match std::env::args().nth(1).as_deref() {
+        None | Some("serve") => Ok(Command::Serve),
+        Some("migrate") => Ok(Command::Migrate),
+        Some(other) => {
+            eprintln!("{program}: unknown command `{other}` (expected `serve` or `migrate`)");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// The configuration, or exit code 2 with every problem named on stderr. Starts logging in
+/// the format the configuration asks for.
+pub fn configured<C>(
+    program: &str,
+    config: Result<C, ConfigError>,
+    log_format: impl FnOnce(&C) -> LogFormat,
+) -> Result<C, ExitCode> {
+    match config {
+        Ok(config) => {
+            telemetry::init_tracing(log_format(&config));
+            Ok(config)
+        }
+        Err(e) => {
+            eprintln!("{program}: {e}");
+            Err(ExitCode::from(2))
+        }
+    }
+}
+
+/// Awaits `started`, then runs until SIGTERM or SIGINT.
+pub async fn serve(
+    program: &str,
+    started: impl Future<Output = Result<Running, StartError>>,
+) -> ExitCode {
+    match started.await {
+        Ok(running) => {
+            running.run_until_signalled().await;
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "{program} could not start");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Awaits `prepared` (migrations, indexes) and exits.
+pub async fn migrate<T>(
+    program: &str,
+    prepared: impl Future<Output = Result<T, StartError>>,
+) -> ExitCode {
+    match prepared.await {
+        Ok(_) => {
+            tracing::info!("{program}: store prepared");
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "{program}: preparing the store failed");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,223 @@
+//! Runs a nis service: its HTTP and gRPC servers side by side, the queue workers beside them,
+//! gRPC health following readiness, and a graceful stop (stop accepting, finish in-flight
+//! requests, stop the workers, return). Each service's `app.rs` chooses the parts; this crate
+//! only runs them.
+
+pub mod cli;
+mod queue;
+
+use std::{net::SocketAddr, time::Duration};
+
+use actix_web::web;
+use nis_cache::RedisCache;
+use nis_core::{Entity, EntityStore, cache::Cache as _};
+use nis_runtime::{
+    config::ServiceSettings,
+    lifecycle::{StartError, shutdown_signal},
+    readiness::Readiness,
+    telemetry,
+};
+use tokio::{
+    net::TcpListener,
+    sync::{oneshot, watch},
+    task::JoinHandle,
+};
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::transport::server::Router;
+use tonic_health::{ServingStatus, server::HealthReporter};
+
+pub use queue::Queue;
+
+/// How often gRPC health is brought in line with readiness.
+const HEALTH_INTERVAL: Duration = Duration::from_secs(2);
+
+/// Background work that runs until the service stops (the outbox relay, the consumer).
+#[derive(Debug)]
+pub struct Workers {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Default for Workers {
+    fn default() -> Self {
+        Self {
+            stop: watch::channel(false).0,
+            tasks: Vec::new(),
+        }
+    }
+}
+
+impl Workers {
+    /// Starts `work`, which must return once the receiver it is given turns `true`.
+    pub fn spawn<F>(&mut self, work: impl FnOnce(watch::Receiver<bool>) -> F)
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.push(tokio::spawn(work(self.stop.subscribe())));
+    }
+
+    async fn stop(self) {
+        let _ = self.stop.send(true);
+        for task in self.tasks {
+            let _ = task.await;
+        }
+    }
+}
+
+/// A running service; dropping it does not stop it, [`Running::stop`] does.
+pub struct Running {
+    /// Where HTTP listens.
+    pub http_addr: SocketAddr,
+    /// Where gRPC listens.
+    pub grpc_addr: SocketAddr,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+    workers: Workers,
+}
+
+impl Running {
+    /// Stops gracefully: the servers first (in-flight requests finish), then the workers.
+    pub async fn stop(self) {
+        let _ = self.stop.send(());
+        let _ = self.task.await;
+        self.workers.stop().await;
+    }
+
+    /// Runs until SIGTERM or SIGINT, then stops gracefully.
+    pub async fn run_until_signalled(self) {
+        shutdown_signal().await;
+        tracing::info!("shutdown signal received; finishing in-flight requests");
+        self.stop().await;
+        tracing::info!("stopped");
+    }
+}
+
+/// The readiness of a service of entity `E`: ready when `store` answers and the queue's streams
+/// exist; the cache is optional (without it the service is degraded, not down).
+pub fn readiness<E: Entity, S: EntityStore<E>>(
+    store: &S,
+    cache: &RedisCache,
+    queue: &Queue,
+) -> Readiness {
+    let (store, cache, queue) = (store.clone(), cache.clone(), queue.clone());
+    Readiness::default()
+        .with("database", true, move || {
+            let store = store.clone();
+            async move { store.ping().await.map_err(|e| e.chain()) }
+        })
+        .with("cache", false, move || {
+            let cache = cache.clone();
+            async move { cache.ping().await.map_err(|e| e.to_string()) }
+        })
+        .with("queue", true, move || {
+            let queue = queue.clone();
+            async move { queue.streams_ready().await }
+        })
+}
+
+/// Starts the HTTP server (probes + what `api` adds) and the gRPC server (health, reflection +
+/// what `grpc` adds; `grpc_service` names the service whose health follows readiness), with
+/// `workers` running beside them.
+pub async fn serve(
+    settings: &ServiceSettings,
+    readiness: Readiness,
+    api: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
+    grpc: impl FnOnce(Router) -> Router,
+    grpc_service: &'static str,
+    workers: Workers,
+) -> Result<Running, StartError> {
+    let http_settings = nis_http::HttpSettings {
+        addr: settings.http_addr,
+        workers: settings.http_workers,
+        shutdown_grace: settings.shutdown_grace,
+    };
+    let (http_server, http_addr) =
+        nis_http::bind(&http_settings, readiness.clone(), telemetry::metrics(), api).map_err(
+            |source| StartError::Bind {
+                addr: settings.http_addr,
+                source,
+            },
+        )?;
+
+    let listener = TcpListener::bind(settings.grpc_addr)
+        .await
+        .map_err(|source| StartError::Bind {
+            addr: settings.grpc_addr,
+            source,
+        })?;
+    let grpc_addr = listener.local_addr().map_err(|source| StartError::Bind {
+        addr: settings.grpc_addr,
+        source,
+    })?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection =
+        nis_grpc::reflection().map_err(|e| StartError::Setup(format!("gRPC reflection: {e}")))?;
+    let router = grpc(
+        tonic::transport::Server::builder()
+            .timeout(settings.store_timeout * 2)
+            .add_service(health_service)
+            .add_service(reflection),
+    );
+
+    let (stop, stopped) = oneshot::channel();
+    let grace = settings.shutdown_grace;
+    let task = tokio::spawn(async move {
+        let http_handle = http_server.handle();
+        let http_task = tokio::spawn(http_server);
+        let (grpc_stop, grpc_stopped) = oneshot::channel::<()>();
+        let grpc_task = tokio::spawn(router.serve_with_incoming_shutdown(
+            TcpListenerStream::new(listener),
+            async move {
+                let _ = grpc_stopped.await;
+            },
+        ));
+        let follower = tokio::spawn(follow_readiness(health.clone(), readiness, grpc_service));
+
+        let _ = stopped.await;
+        follower.abort();
+        for name in ["", grpc_service] {
+            health
+                .set_service_status(name, ServingStatus::NotServing)
+                .await;
+        }
+        let _ = grpc_stop.send(());
+        http_handle.stop(true).await;
+        match tokio::time::timeout(grace, grpc_task).await {
+            Ok(Ok(Err(e))) => tracing::error!(error = %e, "gRPC server failed"),
+            Err(_) => tracing::warn!("gRPC requests still running after the grace period"),
+            _ => {}
+        }
+        if let Ok(Err(e)) = http_task.await {
+            tracing::error!(error = %e, "HTTP server failed");
+        }
+    });
+    tracing::info!(%http_addr, %grpc_addr, "listening");
+    Ok(Running {
+        http_addr,
+        grpc_addr,
+        stop,
+        task,
+        workers,
+    })
+}
+
+/// Keeps the gRPC health status of the server ("") and of the service equal to readiness.
+async fn follow_readiness(health: HealthReporter, readiness: Readiness, service: &'static str) {
+    let mut last = None;
+    loop {
+        let ready = readiness.check().await.ready;
+        if last != Some(ready) {
+            let status = if ready {
+                ServingStatus::Serving
+            } else {
+                ServingStatus::NotServing
+            };
+            for name in ["", service] {
+                health.set_service_status(name, status).await;
+            }
+            tracing::info!(ready, "readiness changed");
+            last = Some(ready);
+        }
+        tokio::time::sleep(HEALTH_INTERVAL).await;
+    }
+}
