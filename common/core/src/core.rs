@@ -29,13 +29,26 @@ use crate::{
 /// [`Error::Unavailable`].
 pub const MAX_ATTEMPTS: usize = 50;
 
+/// Where new pair clocks take their wall-clock part (microseconds since the Unix epoch).
+pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
 /// The core service of entity kind `E` over store `S`.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Core<S> {
     store: S,
     /// The subject on which this side's link changes are published.
     subject: Arc<str>,
     signal: OutboxSignal,
+    now: WallClock,
+}
+
+impl<S: std::fmt::Debug> std::fmt::Debug for Core<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("store", &self.store)
+            .field("subject", &self.subject)
+            .finish_non_exhaustive()
+    }
 }
 
 impl<S> Core<S> {
@@ -45,7 +58,14 @@ impl<S> Core<S> {
             store,
             subject: subject.into(),
             signal: OutboxSignal::default(),
+            now: Arc::new(links::now_micros),
         }
+    }
+
+    /// The same core with another wall clock (a deterministic one, for replayable tests).
+    #[must_use]
+    pub fn with_wall_clock(self, now: WallClock) -> Self {
+        Self { now, ..self }
     }
 
     /// Signalled after every commit that recorded outbox entries (the relay listens to it).
@@ -115,16 +135,11 @@ impl<S> Core<S> {
     }
 }
 
-/// Plans a local write of an entity of kind `E` whose list goes from what is stored to `new`.
-fn plan_write<E: Entity>(state: &LinkState, new: &[String]) -> (Clocks, Vec<Outgoing>) {
+/// Plans a local write of an entity of kind `E` whose list goes from what is stored to `new`,
+/// at wall-clock time `now`.
+fn plan_write<E: Entity>(state: &LinkState, new: &[String], now: i64) -> (Clocks, Vec<Outgoing>) {
     let mut clocks = state.clocks.clone();
-    let changes = links::plan_write(
-        Side::of(E::KIND),
-        &state.links,
-        new,
-        &mut clocks,
-        links::now_micros(),
-    );
+    let changes = links::plan_write(Side::of(E::KIND), &state.links, new, &mut clocks, now);
     (clocks, changes)
 }
 
@@ -149,7 +164,7 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
             clocks: Clocks::new(),
             version: 0,
         };
-        let (clocks, changes) = plan_write::<E>(&fresh, &new);
+        let (clocks, changes) = plan_write::<E>(&fresh, &new, (self.now)());
         let outbox = self.entries::<E>(ctx, &id, &changes);
         // The id and the entries are made once: a retried insert is the same insert.
         self.write(move || {
@@ -184,7 +199,7 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                 .load_links(id)
                 .await?
                 .ok_or_else(|| E::not_found(id))?;
-            let (clocks, changes) = plan_write::<E>(&state, new);
+            let (clocks, changes) = plan_write::<E>(&state, new, (self.now)());
             let commit = Commit {
                 expected: Some(state.version),
                 change: Change::Replace {
@@ -211,7 +226,7 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                 .load_links(id)
                 .await?
                 .ok_or_else(|| E::not_found(id))?;
-            let (_, changes) = plan_write::<E>(&state, &[]);
+            let (_, changes) = plan_write::<E>(&state, &[], (self.now)());
             let commit = Commit {
                 expected: Some(state.version),
                 change: Change::Delete { id: id.clone() },
@@ -247,7 +262,7 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                 &mut clocks,
                 received,
                 E::LINK_LIMIT,
-                links::now_micros(),
+                (self.now)(),
             );
             let outbox = match &plan.compensation {
                 Some(unlink) => {
@@ -284,3 +299,8 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
         .await
     }
 }
+
+#[cfg(test)]
+mod convergence;
+#[cfg(test)]
+mod tests;

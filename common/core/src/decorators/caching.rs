@@ -203,3 +203,240 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        Core,
+        cache::CacheError,
+        fakes::{
+            MemoryCache, MemoryStore,
+            entities::{Key, MemberDraft, Pupil},
+        },
+        service::Transport,
+    };
+
+    type Service = Cached<Core<MemoryStore<Pupil>>, MemoryCache>;
+
+    fn service() -> (Service, MemoryStore<Pupil>, MemoryCache) {
+        let store = MemoryStore::<Pupil>::new(|n| Key(format!("s{n}")));
+        let cache = MemoryCache::default();
+        let service = Cached::new(Core::new(store.clone(), "t.links.students"), cache.clone());
+        (service, store, cache)
+    }
+
+    fn ctx() -> Context {
+        Context::new(Transport::Http, "r")
+    }
+
+    fn draft(name: &str, links: &[&str]) -> MemberDraft {
+        MemberDraft {
+            name: name.into(),
+            links: links.iter().map(|l| Key((*l).into())).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_repeated_read_is_served_from_the_cache() {
+        let (service, store, _) = service();
+        let id = service
+            .create(&ctx(), draft("a", &[]))
+            .await
+            .expect("created")
+            .value
+            .id;
+        let first = service.get(&ctx(), &id).await.expect("read");
+        store.set_down(true);
+        assert_eq!(service.get(&ctx(), &id).await.expect("cached"), first);
+        assert_eq!(
+            service
+                .list(&ctx(), Page::default())
+                .await
+                .map(|l| l.len())
+                .ok(),
+            None
+        );
+    }
+
+    #[tokio::test]
+    async fn every_read_after_a_write_sees_it() {
+        let (service, _, _) = service();
+        let id = service
+            .create(&ctx(), draft("a", &["c1"]))
+            .await
+            .expect("created")
+            .value
+            .id;
+        let c1 = Key("c1".into());
+        let c2 = Key("c2".into());
+        // Fill the entity, the list and both cross queries.
+        service.get(&ctx(), &id).await.expect("read");
+        service.list(&ctx(), Page::default()).await.expect("list");
+        assert_eq!(
+            service
+                .list_linked(&ctx(), &c1, Page::default())
+                .await
+                .expect("by c1")
+                .len(),
+            1
+        );
+        assert!(
+            service
+                .list_linked(&ctx(), &c2, Page::default())
+                .await
+                .expect("by c2")
+                .is_empty()
+        );
+
+        service
+            .update(&ctx(), &id, draft("b", &["c2"]))
+            .await
+            .expect("updated");
+        assert_eq!(service.get(&ctx(), &id).await.expect("read").name, "b");
+        assert_eq!(
+            service.list(&ctx(), Page::default()).await.expect("list")[0].name,
+            "b"
+        );
+        assert!(
+            service
+                .list_linked(&ctx(), &c1, Page::default())
+                .await
+                .expect("by c1")
+                .is_empty()
+        );
+        assert_eq!(
+            service
+                .list_linked(&ctx(), &c2, Page::default())
+                .await
+                .expect("by c2")
+                .len(),
+            1
+        );
+
+        service.delete(&ctx(), &id).await.expect("deleted");
+        assert!(matches!(
+            service.get(&ctx(), &id).await,
+            Err(Error::NotFound(_))
+        ));
+        assert!(
+            service
+                .list(&ctx(), Page::default())
+                .await
+                .expect("list")
+                .is_empty()
+        );
+    }
+
+    #[tokio::test]
+    async fn an_applied_change_invalidates_the_entity_and_the_cross_query() {
+        let (service, _, _) = service();
+        let id = service
+            .create(&ctx(), draft("a", &[]))
+            .await
+            .expect("created")
+            .value
+            .id;
+        let c7 = Key("c7".into());
+        assert!(
+            service
+                .get(&ctx(), &id)
+                .await
+                .expect("read")
+                .links
+                .is_empty()
+        );
+        assert!(
+            service
+                .list_linked(&ctx(), &c7, Page::default())
+                .await
+                .expect("by c7")
+                .is_empty()
+        );
+        let change = IncomingLink {
+            entity: id.clone(),
+            other: c7.clone(),
+            linked: true,
+            clock: 1_001,
+        };
+        service.apply_link(&ctx(), change).await.expect("applied");
+        assert_eq!(
+            service.get(&ctx(), &id).await.expect("read").links,
+            std::slice::from_ref(&c7)
+        );
+        assert_eq!(
+            service
+                .list_linked(&ctx(), &c7, Page::default())
+                .await
+                .expect("by c7")
+                .len(),
+            1
+        );
+    }
+
+    /// A cache in which a write lands between a reader's lookup and its fill, as it can when
+    /// the reader is slow: the write invalidates the scope just before the fill arrives.
+    #[derive(Clone, Default)]
+    struct RacedCache(MemoryCache);
+
+    impl Cache for RacedCache {
+        async fn lookup(&self, scope: &str, key: &str) -> Result<Lookup, CacheError> {
+            self.0.lookup(scope, key).await
+        }
+        async fn fill(
+            &self,
+            scope: &str,
+            generation: u64,
+            key: &str,
+            value: Vec<u8>,
+        ) -> Result<(), CacheError> {
+            self.0.invalidate(&[scope.to_owned()]).await?;
+            self.0.fill(scope, generation, key, value).await
+        }
+        async fn invalidate(&self, scopes: &[String]) -> Result<(), CacheError> {
+            self.0.invalidate(scopes).await
+        }
+        async fn ping(&self) -> Result<(), CacheError> {
+            self.0.ping().await
+        }
+    }
+
+    #[tokio::test]
+    async fn a_slow_reader_cannot_put_back_what_a_write_made_stale() {
+        let store = MemoryStore::<Pupil>::new(|n| Key(format!("s{n}")));
+        let cache = RacedCache::default();
+        let service = Cached::new(Core::new(store.clone(), "t"), cache.clone());
+        let id = service
+            .create(&ctx(), draft("a", &[]))
+            .await
+            .expect("created")
+            .value
+            .id;
+        service.get(&ctx(), &id).await.expect("read");
+        assert_eq!(
+            cache.0.live_entries(),
+            0,
+            "the fill went under the old generation"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_cache_that_is_down_costs_reads_nothing_but_the_cache() {
+        let (service, _, cache) = service();
+        cache.set_down(true);
+        let id = service
+            .create(&ctx(), draft("a", &[]))
+            .await
+            .expect("created despite the cache")
+            .value
+            .id;
+        assert_eq!(
+            service
+                .get(&ctx(), &id)
+                .await
+                .expect("read from the store")
+                .name,
+            "a"
+        );
+    }
+}

@@ -89,6 +89,14 @@ impl<E: Entity> MemoryStore<E> {
         rows.into_iter().map(|r| r.entity.clone()).collect()
     }
 
+    /// The ids of every entity, in creation order.
+    pub fn ids(&self) -> Vec<E::Id> {
+        let state = self.lock();
+        let mut rows: Vec<_> = state.rows.iter().collect();
+        rows.sort_by_key(|(_, r)| r.seq);
+        rows.into_iter().map(|(id, _)| id.clone()).collect()
+    }
+
     /// The stored clocks of entity `id`.
     pub fn clocks(&self, id: &E::Id) -> Option<Clocks> {
         self.lock().rows.get(id).map(|r| r.clocks.clone())

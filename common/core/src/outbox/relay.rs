@@ -139,3 +139,127 @@ pub async fn run<O: Outbox, P: Publisher>(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        Core,
+        fakes::{
+            MemoryStore, RecordingPublisher,
+            entities::{Key, MemberDraft, Pupil},
+        },
+        service::{Context, EntityService, Transport},
+    };
+
+    /// A store whose outbox holds `n` entries (one create with `n` links).
+    async fn outbox_with(n: usize) -> (MemoryStore<Pupil>, Vec<String>) {
+        let store = MemoryStore::<Pupil>::new(|i| Key(format!("s{i}")));
+        let core = Core::new(store.clone(), "t.links.students");
+        let links = (0..n).map(|i| Key(format!("c{i}"))).collect();
+        let ctx = Context::new(Transport::Http, "r");
+        core.create(
+            &ctx,
+            MemberDraft {
+                name: "a".into(),
+                links,
+            },
+        )
+        .await
+        .expect("created");
+        let ids = store
+            .pending(usize::MAX)
+            .await
+            .expect("pending")
+            .into_iter()
+            .map(|e| e.id)
+            .collect();
+        (store, ids)
+    }
+
+    #[tokio::test]
+    async fn a_round_publishes_in_order_and_forgets_what_was_acknowledged() {
+        let (store, ids) = outbox_with(3).await;
+        let publisher = RecordingPublisher::default();
+        let round = publish_round(&store, &publisher, "students")
+            .await
+            .expect("published");
+        assert_eq!(round, Round::Published { more: false });
+        assert_eq!(publisher.published_ids(), ids);
+        assert_eq!(store.backlog().await.expect("backlog"), 0);
+        let idle = publish_round(&store, &publisher, "students")
+            .await
+            .expect("idle");
+        assert_eq!(idle, Round::Empty);
+    }
+
+    #[tokio::test]
+    async fn a_failure_keeps_the_rest_for_the_next_round_in_order() {
+        let (store, ids) = outbox_with(5).await;
+        let publisher = RecordingPublisher::default();
+        publisher.fail_after(Some(2));
+        publish_round(&store, &publisher, "students")
+            .await
+            .expect_err("the third publish fails");
+        assert_eq!(publisher.published_ids(), ids[..2]);
+        assert_eq!(
+            store.backlog().await.expect("backlog"),
+            3,
+            "unacknowledged entries stay"
+        );
+        publisher.fail_after(None);
+        publish_round(&store, &publisher, "students")
+            .await
+            .expect("published");
+        assert_eq!(
+            publisher.published_ids(),
+            ids,
+            "nothing lost, nothing reordered"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_full_batch_asks_for_another_round_at_once() {
+        let (store, _) = outbox_with(BATCH + 1).await;
+        let publisher = RecordingPublisher::default();
+        let first = publish_round(&store, &publisher, "students")
+            .await
+            .expect("published");
+        assert_eq!(first, Round::Published { more: true });
+        assert_eq!(store.backlog().await.expect("backlog"), 1);
+    }
+
+    #[test]
+    fn the_backoff_doubles_from_its_floor_to_its_ceiling_and_resets() {
+        let mut pause = Duration::ZERO;
+        let mut seen = vec![];
+        for _ in 0..7 {
+            pause = next_backoff(pause, true);
+            seen.push(pause.as_millis());
+        }
+        assert_eq!(seen, [200, 400, 800, 1_600, 3_200, 5_000, 5_000]);
+        assert_eq!(next_backoff(pause, false), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_relay_publishes_what_is_signalled_and_stops_when_told() {
+        let (store, ids) = outbox_with(2).await;
+        let publisher = RecordingPublisher::default();
+        let signal = OutboxSignal::default();
+        let (stop, stopped) = watch::channel(false);
+        let relay = tokio::spawn(run(
+            store.clone(),
+            publisher.clone(),
+            signal.clone(),
+            "students",
+            stopped,
+        ));
+        signal.notify();
+        while publisher.published_ids().len() < 2 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(publisher.published_ids(), ids);
+        stop.send(true).expect("relay listens");
+        relay.await.expect("relay returns");
+    }
+}
