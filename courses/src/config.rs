@@ -44,3 +44,9 @@ impl Config {
         })
     }
 }
+
+impl AsRef<ServiceSettings> for Config {
+    fn as_ref(&self) -> &ServiceSettings {
+        &self.service
+    }
+}

@@ -2,12 +2,9 @@
 //! metrics and logging around it; HTTP, gRPC and the queue consumer in front; the outbox relay
 //! publishing to NATS JetStream; cross queries asking courses over gRPC.
 
-use nis_cache::RedisCache;
-use nis_core::{Core, Entity as _, decorators, outbox::relay};
 use nis_grpc::{peers::CoursesPeer, proto::v1::student_service_server::StudentServiceServer};
-use nis_queue::consumer;
 use nis_runtime::lifecycle::{StartError, retry};
-use nis_server::{Queue, Running, Workers};
+use nis_server::Running;
 use tonic::server::NamedService as _;
 
 use crate::{
@@ -31,40 +28,20 @@ pub async fn prepare_store(config: &Config) -> Result<PostgresStudents, StartErr
     Ok(store)
 }
 
-/// Starts students; [`Running::stop`] stops it.
+/// Starts students: the PostgreSQL store under the shared composition of
+/// [`nis_server::start_entity_service`] (core, outbox relay, Redis cache, metrics, logging, HTTP,
+/// gRPC, queue consumer), with cross queries asking courses over gRPC. [`Running::stop`] stops it.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     let settings = &config.service;
     let store = prepare_store(config).await?;
-    let queue = Queue::connect(settings, Student::KIND).await?;
-    let cache = RedisCache::new(&settings.cache, &settings.prefix, Student::KIND)
-        .map_err(|e| StartError::Setup(e.to_string()))?;
     let courses = CoursesPeer::connect(&settings.peer_url, settings.peer_timeout)
         .map_err(StartError::Setup)?;
-
-    let core = Core::new(store.clone(), queue.links_subject());
-    let service = decorators::stack(core.clone(), cache.clone());
-
-    let mut workers = Workers::default();
-    let (publisher, signal) = (queue.publisher(), core.outbox_signal());
-    let outbox = store.clone();
-    workers.spawn(|stop| relay::run(outbox, publisher, signal, Student::KIND, stop));
-    let (jetstream, topology, consumed) = (queue.jetstream(), queue.topology(), service.clone());
-    workers.spawn(|stop| consumer::run::<Student, _>(jetstream, topology, consumed, stop));
-
-    let readiness = nis_server::readiness::<Student, _>(&store, &cache, &queue);
-    let http = service.clone();
-    nis_server::serve(
+    nis_server::start_entity_service::<Student, _, _>(
         settings,
-        readiness,
-        move |api| {
-            api.service(nis_http::entity_scope::<Student, _, _>(
-                http.clone(),
-                courses.clone(),
-            ));
-        },
-        |grpc| grpc.add_service(StudentGrpc::server(service)),
+        store,
+        courses,
+        |router, service| router.add_service(StudentGrpc::server(service)),
         StudentServiceServer::<StudentGrpc<()>>::NAME,
-        workers,
     )
     .await
 }

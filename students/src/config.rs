@@ -46,3 +46,9 @@ impl Config {
         })
     }
 }
+
+impl AsRef<ServiceSettings> for Config {
+    fn as_ref(&self) -> &ServiceSettings {
+        &self.service
+    }
+}

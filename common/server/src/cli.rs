@@ -5,7 +5,7 @@
 use std::process::ExitCode;
 
 use nis_runtime::{
-    config::ConfigError,
+    config::{ConfigError, ServiceSettings},
     lifecycle::StartError,
     telemetry::{self, LogFormat},
 };
@@ -14,7 +14,7 @@ use crate::Running;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Command {
+enum Command {
     /// Run the service until a signal.
     Serve,
     /// Prepare the store, then exit.
@@ -22,7 +22,7 @@ pub enum Command {
 }
 
 /// Reads the command from the process arguments; a usage error is named on stderr.
-pub fn command(program: &str) -> Result<Command, ExitCode> {
+fn command(program: &str) -> Result<Command, ExitCode> {
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => Ok(Command::Serve),
         Some("migrate") => Ok(Command::Migrate),
@@ -35,7 +35,7 @@ pub fn command(program: &str) -> Result<Command, ExitCode> {
 
 /// The configuration, or exit code 2 with every problem named on stderr. Starts logging in
 /// the format the configuration asks for.
-pub fn configured<C>(
+fn configured<C>(
     program: &str,
     config: Result<C, ConfigError>,
     log_format: impl FnOnce(&C) -> LogFormat,
@@ -53,7 +53,7 @@ pub fn configured<C>(
 }
 
 /// Awaits `started`, then runs until SIGTERM or SIGINT.
-pub async fn serve(
+async fn serve(
     program: &str,
     started: impl Future<Output = Result<Running, StartError>>,
 ) -> ExitCode {
@@ -70,7 +70,7 @@ pub async fn serve(
 }
 
 /// Awaits `prepared` (migrations, indexes) and exits.
-pub async fn migrate<T>(
+async fn migrate<T>(
     program: &str,
     prepared: impl Future<Output = Result<T, StartError>>,
 ) -> ExitCode {
@@ -83,5 +83,31 @@ pub async fn migrate<T>(
             tracing::error!(error = %e, "{program}: preparing the store failed");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The `main` of a service program: reads the command, takes `config` (exit 2, naming every
+/// problem, if it is invalid), starts logging, then serves with `start` or prepares the store
+/// with `migrate`.
+pub async fn main<C, T>(
+    program: &str,
+    config: Result<C, ConfigError>,
+    start: impl AsyncFnOnce(&C) -> Result<Running, StartError>,
+    migrate: impl AsyncFnOnce(&C) -> Result<T, StartError>,
+) -> ExitCode
+where
+    C: AsRef<ServiceSettings>,
+{
+    let command = match command(program) {
+        Ok(command) => command,
+        Err(usage) => return usage,
+    };
+    let config = match configured(program, config, |c| c.as_ref().log_format) {
+        Ok(config) => config,
+        Err(invalid) => return invalid,
+    };
+    match command {
+        Command::Serve => serve(program, start(&config)).await,
+        Command::Migrate => self::migrate(program, migrate(&config)).await,
     }
 }

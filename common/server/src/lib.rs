@@ -10,7 +10,15 @@ use std::{net::SocketAddr, time::Duration};
 
 use actix_web::web;
 use nis_cache::RedisCache;
-use nis_core::{Entity, EntityStore, cache::Cache as _};
+use nis_core::{
+    Core, Entity, EntityStore,
+    cache::Cache as _,
+    decorators::{self, Stack},
+    outbox::{Outbox, relay},
+    peer::Peer,
+};
+use nis_http::JsonEntity;
+use nis_queue::consumer;
 use nis_runtime::{
     config::ServiceSettings,
     lifecycle::{StartError, shutdown_signal},
@@ -90,6 +98,58 @@ impl Running {
         self.stop().await;
         tracing::info!("stopped");
     }
+}
+
+/// The service of entity `E` as it runs, decorated: what HTTP, gRPC and the consumer call.
+pub type Service<S> = Stack<Core<S>, RedisCache>;
+
+/// Starts the service of entity `E` over `store`, the one composition both services share:
+///
+/// 1. the core over `store`, its link changes published to NATS JetStream by the outbox relay;
+/// 2. around it, the Redis cache, then metrics, then logging ([`decorators::stack`]);
+/// 3. in front, the HTTP API (cross queries answered by `peer`), the gRPC API (`grpc` adds the
+///    entity's tonic service, named `grpc_service`) and the consumer of the peer's link
+///    changes, all calling the decorated core;
+/// 4. readiness from the store, the cache and the queue, which gRPC health follows.
+pub async fn start_entity_service<E, S, P>(
+    settings: &ServiceSettings,
+    store: S,
+    peer: P,
+    grpc: impl FnOnce(Router, Service<S>) -> Router,
+    grpc_service: &'static str,
+) -> Result<Running, StartError>
+where
+    E: JsonEntity,
+    S: EntityStore<E> + Outbox,
+    P: Peer,
+{
+    let queue = Queue::connect(settings, E::KIND).await?;
+    let cache = RedisCache::new(&settings.cache, &settings.prefix, E::KIND)
+        .map_err(|e| StartError::Setup(e.to_string()))?;
+    let core = Core::new(store.clone(), queue.links_subject());
+    let service = decorators::stack(core.clone(), cache.clone());
+
+    let mut workers = Workers::default();
+    let (outbox, publisher, signal) = (store.clone(), queue.publisher(), core.outbox_signal());
+    workers.spawn(|stop| relay::run(outbox, publisher, signal, E::KIND, stop));
+    let (jetstream, topology, consumed) = (queue.jetstream(), queue.topology(), service.clone());
+    workers.spawn(|stop| consumer::run::<E, _>(jetstream, topology, consumed, stop));
+
+    let http = service.clone();
+    serve(
+        settings,
+        readiness::<E, _>(&store, &cache, &queue),
+        move |api| {
+            api.service(nis_http::entity_scope::<E, _, _>(
+                http.clone(),
+                peer.clone(),
+            ));
+        },
+        |router| grpc(router, service),
+        grpc_service,
+        workers,
+    )
+    .await
 }
 
 /// The readiness of a service of entity `E`: ready when `store` answers and the queue's streams
