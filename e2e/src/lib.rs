@@ -187,7 +187,7 @@ impl System {
         )
     }
 
-    /// Whether `s ∈ c.student_ids ⇔ c ∈ s.course_ids` holds for every pair (CONTRACT §5.1),
+    /// Whether `s ∈ c.student_ids ⇔ c ∈ s.course_ids` holds for every pair (docs/behaviour.md §5.1),
     /// with no link to an entity that does not exist.
     pub async fn converged(&self) -> bool {
         let (courses, students) = self.relation().await;

@@ -1,4 +1,4 @@
-//! Every courses route of CONTRACT §3 and every status that applies.
+//! Every courses route of docs/behaviour.md §3 and every status that applies.
 
 use serde_json::json;
 use testkit::{assert_error, body};

@@ -1,4 +1,4 @@
-//! `/metrics` carries the request families with the CONTRACT labels for both transports.
+//! `/metrics` carries the request families with the labels of docs/behaviour.md §7 for both transports.
 
 use nis_grpc::proto::v1::ListStudentsRequest;
 use testkit::contract;
