@@ -18,7 +18,7 @@ use std::sync::Arc;
 use crate::{
     entity::Entity,
     error::Error,
-    links::{self, Clocks, Outcome, Outgoing, Side},
+    links::{self, Clocks, Outcome, Outgoing},
     outbox::{OutboxEntry, OutboxSignal},
     paging::Page,
     service::{Context, EntityService, IncomingLink, Written},
@@ -139,7 +139,7 @@ impl<S> Core<S> {
 /// at wall-clock time `now`.
 fn plan_write<E: Entity>(state: &LinkState, new: &[String], now: i64) -> (Clocks, Vec<Outgoing>) {
     let mut clocks = state.clocks.clone();
-    let changes = links::plan_write(Side::of(E::KIND), &state.links, new, &mut clocks, now);
+    let changes = links::plan_write(E::SIDE, &state.links, new, &mut clocks, now);
     (clocks, changes)
 }
 
@@ -257,7 +257,7 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
             let state = self.store.load_links(&change.entity).await?;
             let mut clocks = state.as_ref().map(|s| s.clocks.clone()).unwrap_or_default();
             let plan = links::plan_apply(
-                Side::of(E::KIND),
+                E::SIDE,
                 state.as_ref().map(|s| s.links.as_slice()),
                 &mut clocks,
                 received,

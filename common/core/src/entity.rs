@@ -4,7 +4,7 @@ use std::{fmt, hash::Hash, str::FromStr};
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use crate::error::Error;
+use crate::{error::Error, links::Side};
 
 /// An id of an entity: parsed from and shown as a string.
 pub trait EntityId:
@@ -43,6 +43,8 @@ pub trait Entity:
     const OTHER_KIND: &'static str;
     /// The most links one entity may hold (15 for a student, 60 for a course).
     const LINK_LIMIT: usize;
+    /// Which side of the relation it is on: the parity of the clocks it stamps.
+    const SIDE: Side;
 
     /// The entity's id.
     fn id(&self) -> &Self::Id;

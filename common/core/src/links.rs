@@ -27,15 +27,6 @@ pub enum Side {
 }
 
 impl Side {
-    /// The side of service `kind` (`courses` or `students`).
-    pub fn of(kind: &str) -> Self {
-        if kind == "courses" {
-            Self::Courses
-        } else {
-            Self::Students
-        }
-    }
-
     fn parity(self) -> i64 {
         match self {
             Self::Courses => 1,

@@ -108,7 +108,7 @@ pub enum Disposition {
 /// unknown version, not from the peer, malformed ids).
 pub fn incoming<E: Entity>(payload: &[u8]) -> Result<(LinkEvent, IncomingLink<E>), String> {
     let event = LinkEvent::decode(payload).map_err(|e| e.to_string())?;
-    if event.origin != Topology::peer_of(E::KIND) {
+    if event.origin != E::OTHER_KIND {
         return Err(format!("unexpected origin {:?}", event.origin));
     }
     // The event's `other` is our entity, its `entity` our other id.

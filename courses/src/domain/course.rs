@@ -3,6 +3,7 @@
 use nis_core::{
     Entity, Error,
     ids::{CourseId, IdList, StudentId},
+    links::Side,
     validation::{Text, Validator},
 };
 use serde::{Deserialize, Serialize};
@@ -87,6 +88,7 @@ impl Entity for Course {
     const SINGULAR: &'static str = "course";
     const OTHER_KIND: &'static str = "students";
     const LINK_LIMIT: usize = 60;
+    const SIDE: Side = Side::Courses;
 
     fn id(&self) -> &CourseId {
         &self.id

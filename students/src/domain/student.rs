@@ -3,6 +3,7 @@
 use nis_core::{
     Entity, Error,
     ids::{CourseId, IdList, StudentId},
+    links::Side,
     validation::{Text, Validator},
 };
 use serde::{Deserialize, Serialize};
@@ -77,6 +78,7 @@ impl Entity for Student {
     const SINGULAR: &'static str = "student";
     const OTHER_KIND: &'static str = "courses";
     const LINK_LIMIT: usize = 15;
+    const SIDE: Side = Side::Students;
 
     fn id(&self) -> &StudentId {
         &self.id

@@ -5,7 +5,7 @@ use std::{fmt, str::FromStr};
 
 use serde::{Deserialize, Serialize};
 
-use crate::{entity::Entity, entity::EntityId, error::Error};
+use crate::{entity::Entity, entity::EntityId, error::Error, links::Side};
 
 /// An id of a test entity: any non-empty string without white space.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -66,6 +66,11 @@ impl<const COURSES: bool> Entity for Member<COURSES> {
     const SINGULAR: &'static str = if COURSES { "course" } else { "student" };
     const OTHER_KIND: &'static str = if COURSES { "students" } else { "courses" };
     const LINK_LIMIT: usize = if COURSES { 60 } else { 15 };
+    const SIDE: Side = if COURSES {
+        Side::Courses
+    } else {
+        Side::Students
+    };
 
     fn id(&self) -> &Key {
         &self.id
