@@ -21,8 +21,8 @@ pub async fn prepare_store(config: &Config) -> Result<MongoCourses, StartError> 
     )
     .await
     .map_err(StartError::Setup)?;
-    retry("creating the indexes", settings.startup_timeout, || {
-        store.migrate()
+    retry("creating the indexes", settings.startup_timeout, || async {
+        store.migrate().await.map_err(|e| e.chain())
     })
     .await?;
     Ok(store)

@@ -72,11 +72,6 @@ impl<S> Core<S> {
     pub fn outbox_signal(&self) -> OutboxSignal {
         self.signal.clone()
     }
-
-    /// The store.
-    pub fn store(&self) -> &S {
-        &self.store
-    }
 }
 
 /// What one attempt of a write decided.
