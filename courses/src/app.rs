@@ -20,7 +20,7 @@ pub async fn prepare_store(config: &Config) -> Result<MongoCourses, StartError> 
         settings.store_timeout,
     )
     .await
-    .map_err(StartError::Setup)?;
+    .map_err(|e| StartError::setup("MONGODB_URI is not a usable MongoDB URI", e))?;
     retry("creating the indexes", settings.startup_timeout, || async {
         store.migrate().await.map_err(|e| e.chain())
     })
@@ -35,7 +35,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let settings = &config.service;
     let store = prepare_store(config).await?;
     let students = StudentsPeer::connect(&settings.peer_url, settings.peer_timeout)
-        .map_err(StartError::Setup)?;
+        .map_err(|e| StartError::setup("STUDENTS_GRPC_URL is not a usable gRPC URL", e))?;
     nis_server::start_entity_service::<Course, _, _>(
         settings,
         store,

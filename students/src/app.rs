@@ -20,7 +20,7 @@ pub async fn prepare_store(config: &Config) -> Result<PostgresStudents, StartErr
         config.database_max_connections,
         settings.store_timeout,
     )
-    .map_err(StartError::Setup)?;
+    .map_err(|e| StartError::setup("DATABASE_URL is not a usable PostgreSQL URL", e))?;
     retry("applying the migrations", settings.startup_timeout, || {
         store.migrate()
     })
@@ -35,7 +35,7 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
     let settings = &config.service;
     let store = prepare_store(config).await?;
     let courses = CoursesPeer::connect(&settings.peer_url, settings.peer_timeout)
-        .map_err(StartError::Setup)?;
+        .map_err(|e| StartError::setup("COURSES_GRPC_URL is not a usable gRPC URL", e))?;
     nis_server::start_entity_service::<Student, _, _>(
         settings,
         store,

@@ -12,9 +12,8 @@ use crate::proto::v1::{
     student_service_client::StudentServiceClient,
 };
 
-fn channel(url: &str, timeout: Duration) -> Result<Channel, String> {
-    Ok(Endpoint::from_shared(url.to_owned())
-        .map_err(|e| format!("invalid gRPC URL {url:?}: {e}"))?
+fn channel(url: &str, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(url.to_owned())?
         .connect_timeout(timeout)
         .timeout(timeout)
         .connect_lazy())
@@ -47,7 +46,7 @@ pub struct StudentsPeer {
 
 impl StudentsPeer {
     /// A client of the students gRPC API at `url`; connects on first use.
-    pub fn connect(url: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn connect(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
         Ok(Self {
             client: StudentServiceClient::new(channel(url, timeout)?),
         })
@@ -83,7 +82,7 @@ pub struct CoursesPeer {
 
 impl CoursesPeer {
     /// A client of the courses gRPC API at `url`; connects on first use.
-    pub fn connect(url: &str, timeout: Duration) -> Result<Self, String> {
+    pub fn connect(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
         Ok(Self {
             client: CourseServiceClient::new(channel(url, timeout)?),
         })

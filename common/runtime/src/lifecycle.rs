@@ -22,8 +22,27 @@ pub enum StartError {
         last_error: String,
     },
     /// A setting that was read fine turned out unusable (a URL the driver rejects, ...).
-    #[error("{0}")]
-    Setup(String),
+    #[error("{what}: {cause}")]
+    Setup {
+        /// What could not be set up, naming the setting.
+        what: String,
+        /// What the driver said.
+        #[source]
+        cause: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+impl StartError {
+    /// `what` could not be set up because of `cause`.
+    pub fn setup(
+        what: impl Into<String>,
+        cause: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        Self::Setup {
+            what: what.into(),
+            cause: cause.into(),
+        }
+    }
 }
 
 /// Retries `attempt` with exponential back-off (200 ms doubling to 5 s) until it succeeds or

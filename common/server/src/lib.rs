@@ -125,7 +125,7 @@ where
 {
     let queue = Queue::connect(settings, E::KIND).await?;
     let cache = RedisCache::new(&settings.cache, &settings.prefix, E::KIND)
-        .map_err(|e| StartError::Setup(e.to_string()))?;
+        .map_err(|e| StartError::setup("REDIS_URL is not usable", e))?;
     let core = Core::new(store.clone(), queue.links_subject());
     let service = decorators::stack(core.clone(), cache.clone());
 
@@ -211,7 +211,7 @@ pub async fn serve(
     })?;
     let (health, health_service) = tonic_health::server::health_reporter();
     let reflection =
-        nis_grpc::reflection().map_err(|e| StartError::Setup(format!("gRPC reflection: {e}")))?;
+        nis_grpc::reflection().map_err(|e| StartError::setup("gRPC reflection", e))?;
     let router = grpc(
         tonic::transport::Server::builder()
             .timeout(settings.store_timeout * 2)

@@ -30,7 +30,7 @@ impl Queue {
             .request_timeout(Some(Duration::from_secs(5)))
             .connect(settings.nats_url.as_str())
             .await
-            .map_err(|e| StartError::Setup(format!("NATS_URL {}: {e}", settings.nats_url)))?;
+            .map_err(|e| StartError::setup(format!("NATS_URL {}", settings.nats_url), e))?;
         Ok(Self {
             jetstream: jetstream::new(client.clone()),
             client,

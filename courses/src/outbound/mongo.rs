@@ -137,14 +137,16 @@ impl MongoCourses {
     /// A store in database `database` of the server at `uri`. The driver connects in the
     /// background, so the service starts (not ready) while MongoDB is away; server selection
     /// and every call are bounded by `timeout`.
-    pub async fn connect(uri: &Secret, database: &str, timeout: Duration) -> Result<Self, String> {
-        let mut options = ClientOptions::parse(uri.expose())
-            .await
-            .map_err(|e| format!("MONGODB_URI is not a valid MongoDB URI: {e}"))?;
+    pub async fn connect(
+        uri: &Secret,
+        database: &str,
+        timeout: Duration,
+    ) -> Result<Self, mongodb::error::Error> {
+        let mut options = ClientOptions::parse(uri.expose()).await?;
         options.app_name = Some("nis-courses".into());
         options.server_selection_timeout = Some(timeout);
         options.connect_timeout = Some(timeout);
-        let client = Client::with_options(options).map_err(|e| format!("MongoDB client: {e}"))?;
+        let client = Client::with_options(options)?;
         let db = client.database(database);
         Ok(Self {
             courses: db.collection("courses"),

@@ -101,9 +101,12 @@ fn map_error(error: sqlx::Error) -> Error {
 impl PostgresStudents {
     /// A store whose pool connects on first use, so the service starts (not ready) while the
     /// database is away. Every statement is bounded by `timeout`, on the server and the client.
-    pub fn connect(url: &Secret, max_connections: u32, timeout: Duration) -> Result<Self, String> {
-        let options = PgConnectOptions::from_str(url.expose())
-            .map_err(|e| format!("DATABASE_URL is not a valid PostgreSQL URL: {e}"))?
+    pub fn connect(
+        url: &Secret,
+        max_connections: u32,
+        timeout: Duration,
+    ) -> Result<Self, sqlx::Error> {
+        let options = PgConnectOptions::from_str(url.expose())?
             .options([("statement_timeout", format!("{}", timeout.as_millis()))])
             .application_name("nis-students");
         let pool = PgPoolOptions::new()
