@@ -6,54 +6,31 @@
 pub mod peers;
 pub mod proto;
 
-use nis_core::{Context, Entity, EntityService, Error, Transport, request_id};
-use tonic::{Code, Request, Status, transport::server::Router};
+use nis_core::{Context, Error, Transport, request_id};
+use tonic::{Code, Request, Status};
 use tonic_types::{ErrorDetails, StatusExt as _};
 
 /// The status of a core error (a function, not `From`: neither type is this crate's).
 pub fn status(error: Error) -> Status {
-    {
-        let message = error.public_message();
-        match &error {
-            Error::Validation(details) => {
-                let violations = details
-                    .iter()
-                    .map(|d| (d.field.clone(), d.message.clone()))
-                    .collect::<Vec<_>>();
-                Status::with_error_details(
-                    Code::InvalidArgument,
-                    message,
-                    ErrorDetails::with_bad_request(
-                        violations
-                            .into_iter()
-                            .map(|(field, description)| {
-                                tonic_types::FieldViolation::new(field, description)
-                            })
-                            .collect::<Vec<_>>(),
-                    ),
-                )
-            }
-            Error::BadRequest(_) => Status::invalid_argument(message),
-            Error::NotFound(_) => Status::not_found(message),
-            Error::Conflict(_) => Status::already_exists(message),
-            Error::Unavailable { .. } => Status::unavailable(message),
-            Error::Internal { .. } => Status::internal(message),
+    let message = error.public_message();
+    match &error {
+        Error::Validation(details) => {
+            let violations = details
+                .iter()
+                .map(|d| tonic_types::FieldViolation::new(d.field.clone(), d.message.clone()))
+                .collect::<Vec<_>>();
+            Status::with_error_details(
+                Code::InvalidArgument,
+                message,
+                ErrorDetails::with_bad_request(violations),
+            )
         }
+        Error::BadRequest(_) => Status::invalid_argument(message),
+        Error::NotFound(_) => Status::not_found(message),
+        Error::Conflict(_) => Status::already_exists(message),
+        Error::Unavailable { .. } => Status::unavailable(message),
+        Error::Internal { .. } => Status::internal(message),
     }
-}
-
-/// An entity whose service has a gRPC API, and whose cross query asks the other service.
-pub trait GrpcEntity: Entity {
-    /// The fully qualified gRPC service name, e.g. `nis.v1.StudentService` (its health key).
-    const GRPC_SERVICE: &'static str;
-    /// The client of the other service that answers this entity's cross query.
-    type Peer: nis_core::peer::Peer;
-
-    /// Adds the entity's gRPC service, backed by `service`, to `router`.
-    fn add_grpc_service<S: EntityService<Self>>(router: Router, service: S) -> Router;
-
-    /// The client of the other service at `url`, each call bounded by `timeout`.
-    fn peer(url: &str, timeout: std::time::Duration) -> Result<Self::Peer, String>;
 }
 
 /// The service context of a gRPC request (request id from `x-request-id` metadata, or new).
