@@ -210,8 +210,7 @@ pub async fn serve(
         source,
     })?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    let reflection =
-        nis_grpc::reflection().map_err(|e| StartError::setup("gRPC reflection", e))?;
+    let reflection = nis_grpc::reflection().map_err(|e| StartError::setup("gRPC reflection", e))?;
     let router = grpc(
         tonic::transport::Server::builder()
             .timeout(settings.store_timeout * 2)
