@@ -1,0 +1,9 @@
+//! Cross-service tests: both services in the test process against real NATS, PostgreSQL, Redis
+//! and the MongoDB(-compatible) server (see `e2e::System`). One test binary; each module is
+//! one concern.
+
+mod convergence;
+mod failures;
+mod messages;
+mod monitoring;
+mod sync;
