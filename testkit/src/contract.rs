@@ -2,10 +2,18 @@
 //! both services are held to exactly the same behaviour. Each service's tests call them with a
 //! [`Kind`] that says how to make valid entities of its kind, usually through
 //! [`contract_tests!`](crate::contract_tests), which makes one test per check.
+//!
+//! Every check takes the service's HTTP [`Api`], so it runs against a service started with its
+//! real stores ([`TestService`](crate::TestService)) or against its HTTP API alone, in process
+//! over in-memory fakes ([`InProcessService`](crate::InProcessService)). The checks that touch
+//! only the HTTP adapter run in process; those that need the stores, Redis or the metrics of a
+//! real service run on the real stack (see [`contract_tests!`](crate::contract_tests)).
+
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use crate::{TestService, assert_error, body, metric_value};
+use crate::{Api, assert_error, body, metric_value};
 
 /// How to exercise one entity kind.
 pub struct Kind {
@@ -30,7 +38,7 @@ impl Kind {
         format!("/api/{}{rest}", self.name)
     }
 
-    async fn create(&self, app: &TestService, n: u32) -> Value {
+    async fn create(&self, app: &Api, n: u32) -> Value {
         app.create(self.name, &(self.valid)(n)).await
     }
 }
@@ -40,7 +48,7 @@ fn id_of(entity: &Value) -> String {
 }
 
 /// POST is 201 with `Location` and the stored entity, which GET returns unchanged.
-pub async fn create_returns_201_with_location(app: &TestService, kind: &Kind) {
+pub async fn create_returns_201_with_location(app: &Api, kind: &Kind) {
     let response = app.post_json(&kind.path(""), &(kind.valid)(1)).await;
     assert_eq!(response.status(), 201);
     let location = response.headers()["location"]
@@ -55,7 +63,7 @@ pub async fn create_returns_201_with_location(app: &TestService, kind: &Kind) {
 }
 
 /// Lists are oldest first and page with `limit` and `offset`.
-pub async fn list_is_oldest_first_and_pages(app: &TestService, kind: &Kind) {
+pub async fn list_is_oldest_first_and_pages(app: &Api, kind: &Kind) {
     let mut ids = Vec::new();
     for n in 1..=4 {
         ids.push(id_of(&kind.create(app, n).await));
@@ -80,7 +88,7 @@ pub async fn list_is_oldest_first_and_pages(app: &TestService, kind: &Kind) {
 }
 
 /// `limit` outside 1..=500 or not a number, and a bad `offset`, are 400.
-pub async fn bad_limit_or_offset_is_400(app: &TestService, kind: &Kind) {
+pub async fn bad_limit_or_offset_is_400(app: &Api, kind: &Kind) {
     for query in [
         "limit=0",
         "limit=501",
@@ -105,7 +113,7 @@ pub async fn bad_limit_or_offset_is_400(app: &TestService, kind: &Kind) {
 }
 
 /// A malformed id is 400 on every route that takes one; an unknown one is 404.
-pub async fn unknown_is_404_and_malformed_is_400(app: &TestService, kind: &Kind) {
+pub async fn unknown_is_404_and_malformed_is_400(app: &Api, kind: &Kind) {
     let unknown = kind.path(&format!("/{}", (kind.unknown_id)()));
     assert_error(app.get(&unknown).await, 404, "not_found", &[]).await;
     assert_error(
@@ -129,7 +137,7 @@ pub async fn unknown_is_404_and_malformed_is_400(app: &TestService, kind: &Kind)
 }
 
 /// PUT replaces every field; an omitted id list means empty; a body `id` must match the path.
-pub async fn put_replaces_everything(app: &TestService, kind: &Kind) {
+pub async fn put_replaces_everything(app: &Api, kind: &Kind) {
     let links = (kind.other_ids)(2);
     let mut original = (kind.valid)(1);
     original[kind.links_field] = json!(links);
@@ -162,18 +170,26 @@ pub async fn put_replaces_everything(app: &TestService, kind: &Kind) {
     .await;
 }
 
-/// DELETE is 204 with no body, then the entity is gone.
-pub async fn delete_is_204_then_404(app: &TestService, kind: &Kind) {
+/// DELETE is 204 with no body, then the entity is gone: reading, replacing or deleting it again
+/// is 404.
+pub async fn delete_is_204_then_404(app: &Api, kind: &Kind) {
     let path = kind.path(&format!("/{}", id_of(&kind.create(app, 1).await)));
     let deleted = app.delete(&path).await;
     assert_eq!(deleted.status(), 204);
     assert!(deleted.text().await.expect("body").is_empty());
     assert_error(app.get(&path).await, 404, "not_found", &[]).await;
+    assert_error(
+        app.put_json(&path, &(kind.valid)(1)).await,
+        404,
+        "not_found",
+        &[],
+    )
+    .await;
     assert_error(app.delete(&path).await, 404, "not_found", &[]).await;
 }
 
 /// Bodies over 64 KiB are 413, with or without a `Content-Length`.
-pub async fn bodies_over_64_kib_are_413(app: &TestService, kind: &Kind) {
+pub async fn bodies_over_64_kib_are_413(app: &Api, kind: &Kind) {
     let mut big = (kind.valid)(1);
     big["padding"] = json!("x".repeat(70 * 1024));
     assert_error(
@@ -198,7 +214,7 @@ pub async fn bodies_over_64_kib_are_413(app: &TestService, kind: &Kind) {
 }
 
 /// POST and PUT need `Content-Type: application/json` (a charset parameter is fine).
-pub async fn bodies_that_are_not_json_are_415(app: &TestService, kind: &Kind) {
+pub async fn bodies_that_are_not_json_are_415(app: &Api, kind: &Kind) {
     let raw = (kind.valid)(1).to_string();
     let send = |content_type: Option<&'static str>| {
         let mut request = app.client.post(app.url(&kind.path(""))).body(raw.clone());
@@ -238,7 +254,7 @@ pub async fn bodies_that_are_not_json_are_415(app: &TestService, kind: &Kind) {
 }
 
 /// Malformed JSON is 400; valid JSON that is not an object is 422.
-pub async fn malformed_json_is_400(app: &TestService, kind: &Kind) {
+pub async fn malformed_json_is_400(app: &Api, kind: &Kind) {
     for raw in ["{", "{\"name\": }", "", "nul"] {
         let response = app
             .client
@@ -260,7 +276,7 @@ pub async fn malformed_json_is_400(app: &TestService, kind: &Kind) {
 }
 
 /// Unknown fields, wrong types and an `id` in a POST body are 422 naming each field.
-pub async fn structural_problems_are_422(app: &TestService, kind: &Kind) {
+pub async fn structural_problems_are_422(app: &Api, kind: &Kind) {
     let mut unknown = (kind.valid)(1);
     unknown["nickname"] = json!("x");
     assert_error(
@@ -303,8 +319,10 @@ pub async fn structural_problems_are_422(app: &TestService, kind: &Kind) {
     .await;
 }
 
-/// The kind's health and OpenAPI routes, the probes, and JSON 404s for unknown routes.
-pub async fn health_openapi_probes_and_unknown_routes(app: &TestService, kind: &Kind) {
+/// The kind's health and OpenAPI routes, the probes, and JSON 404s for unknown routes. The
+/// `/readyz` body must name the store as `database` and the cache as `cache`, both up (against
+/// real servers, [`ready_when_the_real_stores_answer`] checks they really are).
+pub async fn health_openapi_probes_and_unknown_routes(app: &Api, kind: &Kind) {
     let health = app.get(&kind.path("/health")).await;
     assert_eq!(health.status(), 200);
     assert_eq!(
@@ -343,8 +361,23 @@ pub async fn health_openapi_probes_and_unknown_routes(app: &TestService, kind: &
     assert_error(patch.await.expect("PATCH"), 405, "method_not_allowed", &[]).await;
 }
 
+/// With its real store, Redis and NATS answering, the service is ready (once its NATS
+/// connection, made in the background, is up) and says each is up.
+pub async fn ready_when_the_real_stores_answer(app: &Api, _kind: &Kind) {
+    let ready = crate::wait_for("/readyz to be 200", Duration::from_secs(10), || async {
+        let ready = app.get("/readyz").await;
+        (ready.status() == 200).then_some(ready)
+    })
+    .await;
+    let ready = body(ready).await;
+    assert_eq!(ready["status"], "ready", "{ready}");
+    assert_eq!(ready["dependencies"]["database"]["state"], "up", "{ready}");
+    assert_eq!(ready["dependencies"]["cache"]["state"], "up", "{ready}");
+    assert_eq!(ready["dependencies"]["queue"]["state"], "up", "{ready}");
+}
+
 /// A sane `x-request-id` is echoed; without one the service makes one.
-pub async fn the_request_id_is_kept_or_made(app: &TestService, kind: &Kind) {
+pub async fn the_request_id_is_kept_or_made(app: &Api, kind: &Kind) {
     let response = app
         .client
         .get(app.url(&kind.path("")))
@@ -374,7 +407,7 @@ fn cache_lookups(metrics: &str, kind: &Kind, operation: &str, result: &str) -> f
 }
 
 /// A repeated read is a cache hit, for get and for list.
-pub async fn a_repeated_read_is_a_hit(app: &TestService, kind: &Kind) {
+pub async fn a_repeated_read_is_a_hit(app: &Api, kind: &Kind) {
     let path = kind.path(&format!("/{}", id_of(&kind.create(app, 1).await)));
     for (operation, path) in [("get", path.as_str()), ("list", &*kind.path("?limit=7"))] {
         let first = body(app.get(path).await).await;
@@ -392,7 +425,7 @@ pub async fn a_repeated_read_is_a_hit(app: &TestService, kind: &Kind) {
 }
 
 /// Every read after a create, update or delete sees it, though the reads before were cached.
-pub async fn every_read_after_a_write_sees_it(app: &TestService, kind: &Kind) {
+pub async fn every_read_after_a_write_sees_it(app: &Api, kind: &Kind) {
     let first = kind.create(app, 1).await;
     let path = kind.path(&format!("/{}", id_of(&first)));
     let count = |page: Value| page["data"].as_array().map(Vec::len);
@@ -421,7 +454,7 @@ pub async fn every_read_after_a_write_sees_it(app: &TestService, kind: &Kind) {
 
 /// With Redis unreachable every request still works, `/readyz` says the cache is degraded,
 /// and the failed lookups are counted.
-pub async fn with_redis_unreachable_requests_succeed(app: &TestService, kind: &Kind) {
+pub async fn with_redis_unreachable_requests_succeed(app: &Api, kind: &Kind) {
     let path = kind.path(&format!("/{}", id_of(&kind.create(app, 1).await)));
     for _ in 0..3 {
         assert_eq!(app.get(&path).await.status(), 200);
@@ -450,7 +483,7 @@ pub async fn with_redis_unreachable_requests_succeed(app: &TestService, kind: &K
 
 /// After `http_calls` (create, list, a 404 get) and one gRPC list made by the caller, the
 /// request families carry the CONTRACT labels for both transports.
-pub async fn request_metrics_are_labelled(app: &TestService, kind: &Kind, grpc_lists: u32) {
+pub async fn request_metrics_are_labelled(app: &Api, kind: &Kind, grpc_lists: u32) {
     let metrics = app.metrics().await;
     let count = |transport: &str, operation: &str, outcome: &str| {
         metric_value(
@@ -496,35 +529,65 @@ pub async fn request_metrics_are_labelled(app: &TestService, kind: &Kind, grpc_l
 }
 
 /// The HTTP calls [`request_metrics_are_labelled`] expects.
-pub async fn make_http_calls_for_metrics(app: &TestService, kind: &Kind) {
+pub async fn make_http_calls_for_metrics(app: &Api, kind: &Kind) {
     kind.create(app, 1).await;
     app.get(&kind.path("")).await;
     app.get(&kind.path(&format!("/{}", (kind.unknown_id)())))
         .await;
 }
 
-/// Makes one `#[tokio::test]` per contract check for a service: `spawn` starts it, and
-/// `spawn_without_redis` starts it with its cache pointed where nothing answers.
+/// Makes one `#[tokio::test]` per contract check for a service, in two modules:
+///
+/// - `in_process`: the checks that touch only the HTTP adapter (query, id and body parsing,
+///   media types, sizes, error mapping, probes, OpenAPI, request ids), each against the
+///   service's HTTP API served in process over in-memory fakes by `in_process` (usually
+///   [`in_process::serve`](crate::in_process::serve) with the service's entity type);
+/// - `full_stack`: the checks that need the real stores, Redis or a real service's metrics,
+///   each against the service started by `spawn` on the test servers, and by
+///   `spawn_without_redis` with its cache pointed where nothing answers.
 #[macro_export]
 macro_rules! contract_tests {
-    (kind: $kind:expr, spawn: $spawn:path, spawn_without_redis: $spawn_dead:path $(,)?) => {
-        $crate::contract_tests!(@each $kind, $spawn;
-            create_returns_201_with_location,
-            list_is_oldest_first_and_pages,
-            bad_limit_or_offset_is_400,
-            unknown_is_404_and_malformed_is_400,
-            put_replaces_everything,
-            delete_is_204_then_404,
-            bodies_over_64_kib_are_413,
-            bodies_that_are_not_json_are_415,
-            malformed_json_is_400,
-            structural_problems_are_422,
-            health_openapi_probes_and_unknown_routes,
-            the_request_id_is_kept_or_made,
-            a_repeated_read_is_a_hit,
-            every_read_after_a_write_sees_it,
-        );
-        $crate::contract_tests!(@each $kind, $spawn_dead; with_redis_unreachable_requests_succeed);
+    (
+        kind: $kind:expr,
+        in_process: $in_process:path,
+        spawn: $spawn:path,
+        spawn_without_redis: $spawn_dead:path $(,)?
+    ) => {
+        /// The checks of the HTTP adapter, against the HTTP API in process over fakes.
+        mod in_process {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::contract_tests!(@each $kind, $in_process;
+                bad_limit_or_offset_is_400,
+                unknown_is_404_and_malformed_is_400,
+                bodies_over_64_kib_are_413,
+                bodies_that_are_not_json_are_415,
+                malformed_json_is_400,
+                structural_problems_are_422,
+                health_openapi_probes_and_unknown_routes,
+                the_request_id_is_kept_or_made,
+            );
+        }
+
+        /// The checks that need the real stores and Redis, against the service started on them.
+        mod full_stack {
+            #[allow(unused_imports)]
+            use super::*;
+
+            $crate::contract_tests!(@each $kind, $spawn;
+                create_returns_201_with_location,
+                list_is_oldest_first_and_pages,
+                put_replaces_everything,
+                delete_is_204_then_404,
+                ready_when_the_real_stores_answer,
+                a_repeated_read_is_a_hit,
+                every_read_after_a_write_sees_it,
+            );
+            $crate::contract_tests!(@each $kind, $spawn_dead;
+                with_redis_unreachable_requests_succeed,
+            );
+        }
     };
     (@each $kind:expr, $spawn:path; $($check:ident),* $(,)?) => {$(
         #[tokio::test]

@@ -1,9 +1,11 @@
 //! Helpers shared by the tests of every nis service: where the real servers are, unique names
 //! that keep parallel tests apart, waiting for conditions with deadlines, reading metrics, a
-//! handle on a service under test, and the HTTP contract checks every service must pass.
+//! handle on a service under test (with its real stores, or its HTTP API alone in process over
+//! in-memory fakes), and the HTTP contract checks every service must pass.
 
 pub mod contract;
 pub mod grpc;
+pub mod in_process;
 pub mod process;
 pub mod queue;
 mod service;
@@ -11,7 +13,8 @@ pub mod stores;
 
 use std::{future::Future, time::Duration};
 
-pub use service::{TestService, assert_error, body, settings, settings_with_peer};
+pub use in_process::InProcessService;
+pub use service::{Api, TestService, assert_error, body, settings, settings_with_peer};
 
 /// The PostgreSQL server for tests (`NIS_TEST_POSTGRES_URL`, no database in the path).
 pub fn postgres_url() -> String {

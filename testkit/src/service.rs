@@ -1,4 +1,4 @@
-//! A service started in the test process, and how to talk to it over HTTP.
+//! A service started in the test process with its real stores, and how to talk to it over HTTP.
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -48,30 +48,23 @@ pub fn settings_with_peer(prefix: &str, dead_redis: bool, peer_url: &str) -> Ser
     }
 }
 
-/// A running service with its own store and key prefix; [`TestService::stop`] removes both.
-pub struct TestService {
+/// The HTTP API of a service under test, wherever it runs: its base URL, a client, and the
+/// requests the checks make. [`TestService`] and [`InProcessService`](crate::InProcessService)
+/// both dereference to one, so the contract checks take either.
+#[derive(Debug, Clone)]
+pub struct Api {
     /// `http://127.0.0.1:<port>`.
     pub base: String,
-    /// The gRPC listener.
-    pub grpc_addr: SocketAddr,
     /// A client for the HTTP API.
     pub client: Client,
-    prefix: String,
-    running: Option<Running>,
-    /// In a mutex only so the handle can be shared between tasks (`Sync`).
-    drop_store: std::sync::Mutex<Option<BoxFuture<'static, ()>>>,
 }
 
-impl TestService {
-    /// Wraps a started service; `drop_store` removes its database when the test ends.
-    pub fn new(running: Running, prefix: String, drop_store: BoxFuture<'static, ()>) -> Self {
+impl Api {
+    /// The API listening at `addr`.
+    pub fn at(addr: SocketAddr) -> Self {
         Self {
-            base: format!("http://{}", running.http_addr),
-            grpc_addr: running.grpc_addr,
+            base: format!("http://{addr}"),
             client: Client::new(),
-            prefix,
-            running: Some(running),
-            drop_store: std::sync::Mutex::new(Some(drop_store)),
         }
     }
 
@@ -124,6 +117,39 @@ impl TestService {
     /// The `/metrics` text.
     pub async fn metrics(&self) -> String {
         super::scrape(&self.client, &self.base).await
+    }
+}
+
+/// A running service with its own store and key prefix; [`TestService::stop`] removes both.
+/// Its HTTP API is reached through [`Api`], which it dereferences to.
+pub struct TestService {
+    api: Api,
+    /// The gRPC listener.
+    pub grpc_addr: SocketAddr,
+    prefix: String,
+    running: Option<Running>,
+    /// In a mutex only so the handle can be shared between tasks (`Sync`).
+    drop_store: std::sync::Mutex<Option<BoxFuture<'static, ()>>>,
+}
+
+impl std::ops::Deref for TestService {
+    type Target = Api;
+
+    fn deref(&self) -> &Api {
+        &self.api
+    }
+}
+
+impl TestService {
+    /// Wraps a started service; `drop_store` removes its database when the test ends.
+    pub fn new(running: Running, prefix: String, drop_store: BoxFuture<'static, ()>) -> Self {
+        Self {
+            api: Api::at(running.http_addr),
+            grpc_addr: running.grpc_addr,
+            prefix,
+            running: Some(running),
+            drop_store: std::sync::Mutex::new(Some(drop_store)),
+        }
     }
 
     /// A gRPC channel to the service.

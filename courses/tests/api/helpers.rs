@@ -1,10 +1,11 @@
-//! Starting a courses service for one test.
+//! Starting a courses service for one test: with its real stores, or its HTTP API alone.
 
-use courses::{app, config::Config};
+use courses::{app, config::Config, domain::Course};
+use nis_core::ids::CourseId;
 use nis_grpc::proto::v1::course_service_client::CourseServiceClient;
 use nis_runtime::secret::Secret;
 use serde_json::{Value, json};
-use testkit::{TestService, contract::Kind};
+use testkit::{InProcessService, TestService, contract::Kind};
 
 /// How the shared contract checks make courses.
 pub const KIND: Kind = Kind {
@@ -33,6 +34,18 @@ pub fn student_ids(n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("01890000-0000-7000-8000-{i:012x}"))
         .collect()
+}
+
+/// The courses HTTP API in process over in-memory fakes; the `n`-th course gets the ObjectId
+/// `65f1a2b3` followed by `n` in 8 bytes.
+pub async fn in_process() -> InProcessService {
+    testkit::in_process::serve::<Course>(|n| {
+        let mut bytes = [0; 12];
+        bytes[..4].copy_from_slice(&0x65f1_a2b3_u32.to_be_bytes());
+        bytes[4..].copy_from_slice(&n.to_be_bytes());
+        CourseId::from(bytes)
+    })
+    .await
 }
 
 pub async fn spawn() -> TestService {

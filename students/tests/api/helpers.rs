@@ -1,10 +1,11 @@
-//! Starting a students service for one test.
+//! Starting a students service for one test: with its real stores, or its HTTP API alone.
 
+use nis_core::ids::StudentId;
 use nis_grpc::proto::v1::student_service_client::StudentServiceClient;
 use nis_runtime::secret::Secret;
 use serde_json::{Value, json};
-use students::{app, config::Config};
-use testkit::{TestService, contract::Kind};
+use students::{app, config::Config, domain::Student};
+use testkit::{InProcessService, TestService, contract::Kind};
 
 /// How the shared contract checks make students.
 pub const KIND: Kind = Kind {
@@ -25,6 +26,11 @@ pub fn student(n: u32) -> Value {
 /// Some well-formed course ids.
 pub fn course_ids(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("{:024x}", 0xc0ffee00 + i)).collect()
+}
+
+/// The students HTTP API in process over in-memory fakes (ids as the real store makes them).
+pub async fn in_process() -> InProcessService {
+    testkit::in_process::serve::<Student>(|_| StudentId::generate()).await
 }
 
 pub async fn spawn() -> TestService {
