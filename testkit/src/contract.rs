@@ -1,4 +1,4 @@
-//! The HTTP contract (CONTRACT §3, §6, §7) as checks that run against any nis service, so
+//! The HTTP contract (docs/behaviour.md §3, §6, §7) as checks that run against any nis service, so
 //! both services are held to exactly the same behaviour. Each service's tests call them with a
 //! [`Kind`] that says how to make valid entities of its kind, usually through
 //! [`contract_tests!`](crate::contract_tests), which makes one test per check.
@@ -482,7 +482,7 @@ pub async fn with_redis_unreachable_requests_succeed(app: &Api, kind: &Kind) {
 }
 
 /// After `http_calls` (create, list, a 404 get) and one gRPC list made by the caller, the
-/// request families carry the CONTRACT labels for both transports.
+/// request families carry the labels of docs/behaviour.md §7 for both transports.
 pub async fn request_metrics_are_labelled(app: &Api, kind: &Kind, grpc_lists: u32) {
     let metrics = app.metrics().await;
     let count = |transport: &str, operation: &str, outcome: &str| {

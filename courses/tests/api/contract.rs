@@ -1,4 +1,4 @@
-//! The checks every service must pass (CONTRACT §3, §6): one test each, those of the HTTP
+//! The checks every service must pass (docs/behaviour.md §3, §6): one test each, those of the HTTP
 //! adapter in process over fakes (`contract::in_process::*`), the others on the real stores
 //! (`contract::full_stack::*`).
 

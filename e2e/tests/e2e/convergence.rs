@@ -1,4 +1,4 @@
-//! Convergence (CONTRACT §5.1): a seeded random mix of concurrent creates, updates and deletes
+//! Convergence (docs/behaviour.md §5.1): a seeded random mix of concurrent creates, updates and deletes
 //! on both services; once it stops, `s ∈ c.student_ids ⇔ c ∈ s.course_ids` for every pair,
 //! read through HTTP with the caches. `NIS_SEED` replays a run.
 

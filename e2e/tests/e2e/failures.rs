@@ -1,4 +1,4 @@
-//! Failures lose nothing (CONTRACT §5.4): a service killed between its commit and its publish
+//! Failures lose nothing (docs/behaviour.md §5.4): a service killed between its commit and its publish
 //! publishes after it restarts; NATS and Redis stopped while both services take writes, then
 //! back: the relation converges.
 

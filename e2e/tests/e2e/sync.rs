@@ -1,4 +1,4 @@
-//! The relation kept in sync through NATS JetStream (CONTRACT §5), end to end: both services,
+//! The relation kept in sync through NATS JetStream (docs/behaviour.md §5), end to end: both services,
 //! real NATS, PostgreSQL, Redis and the MongoDB(-compatible) server. Every wait is a condition
 //! with a deadline, read through HTTP with the caches.
 

@@ -1,6 +1,7 @@
-//! Black-box tests of the students service against real PostgreSQL and Redis: each test starts
-//! the service on free ports with its own database and Redis key prefix. The checks every
-//! service shares live in `testkit::contract`; this crate adds what is particular to students.
+//! Black-box tests of the students service against real PostgreSQL and Redis: each test starts the service on free
+//! ports with its own database and key prefix. The checks every service shares live in
+//! `testkit::contract`; those that touch only the HTTP adapter run in process over fakes
+//! (`testkit::in_process`). This crate adds what is particular to students.
 
 mod binary;
 mod cache;
