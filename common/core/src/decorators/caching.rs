@@ -237,15 +237,16 @@ mod tests {
         }
     }
 
+    /// Creates an entity through `service` and returns its id.
+    async fn create<S: EntityService<Pupil>>(service: &S, name: &str, links: &[&str]) -> Key {
+        let created = service.create(&ctx(), draft(name, links)).await;
+        created.expect("created").value.id
+    }
+
     #[tokio::test]
     async fn a_repeated_read_is_served_from_the_cache() {
         let (service, store, _) = service();
-        let id = service
-            .create(&ctx(), draft("a", &[]))
-            .await
-            .expect("created")
-            .value
-            .id;
+        let id = create(&service, "a", &[]).await;
         let first = service.get(&ctx(), &id).await.expect("read");
         store.set_down(true);
         assert_eq!(service.get(&ctx(), &id).await.expect("cached"), first);
@@ -262,12 +263,7 @@ mod tests {
     #[tokio::test]
     async fn every_read_after_a_write_sees_it() {
         let (service, _, _) = service();
-        let id = service
-            .create(&ctx(), draft("a", &["c1"]))
-            .await
-            .expect("created")
-            .value
-            .id;
+        let id = create(&service, "a", &["c1"]).await;
         let c1 = Key("c1".into());
         let c2 = Key("c2".into());
         // Fill the entity, the list and both cross queries.
@@ -331,12 +327,7 @@ mod tests {
     #[tokio::test]
     async fn an_applied_change_invalidates_the_entity_and_the_cross_query() {
         let (service, _, _) = service();
-        let id = service
-            .create(&ctx(), draft("a", &[]))
-            .await
-            .expect("created")
-            .value
-            .id;
+        let id = create(&service, "a", &[]).await;
         let c7 = Key("c7".into());
         assert!(
             service
@@ -406,12 +397,7 @@ mod tests {
         let store = MemoryStore::<Pupil>::new(|n| Key(format!("s{n}")));
         let cache = RacedCache::default();
         let service = Cached::new(Core::new(store.clone(), "t"), cache.clone());
-        let id = service
-            .create(&ctx(), draft("a", &[]))
-            .await
-            .expect("created")
-            .value
-            .id;
+        let id = create(&service, "a", &[]).await;
         service.get(&ctx(), &id).await.expect("read");
         assert_eq!(
             cache.0.live_entries(),
@@ -424,12 +410,7 @@ mod tests {
     async fn a_cache_that_is_down_costs_reads_nothing_but_the_cache() {
         let (service, _, cache) = service();
         cache.set_down(true);
-        let id = service
-            .create(&ctx(), draft("a", &[]))
-            .await
-            .expect("created despite the cache")
-            .value
-            .id;
+        let id = create(&service, "a", &[]).await;
         assert_eq!(
             service
                 .get(&ctx(), &id)
