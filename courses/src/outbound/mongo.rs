@@ -81,10 +81,10 @@ impl TryFrom<CourseDocument> for Course {
             |what: String| Error::internal(format!("stored course {} is invalid: {what}", doc.id));
         Ok(Course {
             id: CourseId::from(doc.id.bytes()),
-            name: ShortText::parse(&doc.name).map_err(corrupt)?,
-            description: Description::parse(&doc.description).map_err(corrupt)?,
-            discipline: ShortText::parse(&doc.discipline).map_err(corrupt)?,
-            teacher: ShortText::parse(&doc.teacher).map_err(corrupt)?,
+            name: ShortText::stored(&doc.name).map_err(corrupt)?,
+            description: Description::stored(&doc.description).map_err(corrupt)?,
+            discipline: ShortText::stored(&doc.discipline).map_err(corrupt)?,
+            teacher: ShortText::stored(&doc.teacher).map_err(corrupt)?,
             student_ids: StudentIds::parse("student_ids", &doc.student_ids)
                 .map_err(|problems| corrupt(format!("{problems:?}")))?,
         })

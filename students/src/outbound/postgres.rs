@@ -52,9 +52,9 @@ impl TryFrom<StudentRow> for Student {
             |what: String| Error::internal(format!("stored student {} is invalid: {what}", row.id));
         Ok(Student {
             id: StudentId::from(row.id),
-            name: PersonName::parse(&row.name).map_err(corrupt)?,
-            first_name: PersonName::parse(&row.first_name).map_err(corrupt)?,
-            last_name: PersonName::parse(&row.last_name).map_err(corrupt)?,
+            name: PersonName::stored(&row.name).map_err(corrupt)?,
+            first_name: PersonName::stored(&row.first_name).map_err(corrupt)?,
+            last_name: PersonName::stored(&row.last_name).map_err(corrupt)?,
             course_ids: CourseIds::parse("course_ids", &row.course_ids)
                 .map_err(|problems| corrupt(format!("{problems:?}")))?,
         })
