@@ -20,6 +20,9 @@ pub trait EntityId:
     + Sync
     + 'static
 {
+    /// A regular expression (ECMA 262, as JSON Schema uses) matching exactly the strings
+    /// [`FromStr`] accepts, for the OpenAPI documents.
+    const PATTERN: &'static str;
 }
 
 /// A stored entity (a student, a course).

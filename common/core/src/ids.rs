@@ -121,8 +121,14 @@ macro_rules! string_conversions {
 }
 string_conversions!(StudentId, CourseId);
 
-impl EntityId for StudentId {}
-impl EntityId for CourseId {}
+impl EntityId for StudentId {
+    const PATTERN: &'static str =
+        "^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$";
+}
+
+impl EntityId for CourseId {
+    const PATTERN: &'static str = "^[0-9A-Fa-f]{24}$";
+}
 
 /// Keeps untrusted input short in error messages.
 fn shorten(s: &str) -> String {
@@ -140,9 +146,17 @@ fn shorten(s: &str) -> String {
 pub struct IdList<I: EntityId, const MAX: usize>(Vec<I>);
 
 impl<I: EntityId, const MAX: usize> IdList<I, MAX> {
-    /// Parses every entry of `raw` (reporting each malformed one as `field[index]`), collapses
-    /// duplicates keeping the first occurrence, and checks the bound.
+    /// Checks that `raw` has at most `MAX` entries, parses every entry (reporting each
+    /// malformed one as `field[index]`), and collapses duplicates keeping the first occurrence.
+    /// The bound counts entries as sent, duplicates included, so that it is what a JSON Schema
+    /// `maxItems` says (docs/behaviour.md §2).
     pub fn parse(field: &str, raw: &[String]) -> Result<Self, Vec<FieldError>> {
+        if raw.len() > MAX {
+            return Err(vec![FieldError::new(
+                field,
+                format!("must hold at most {MAX} ids, got {}", raw.len()),
+            )]);
+        }
         let mut problems = Vec::new();
         let mut ids = Vec::with_capacity(raw.len());
         for (index, entry) in raw.iter().enumerate() {
@@ -265,14 +279,15 @@ mod tests {
     }
 
     #[test]
-    fn bound_counts_distinct_ids() {
+    fn bound_counts_entries_as_sent() {
         let ids: Vec<String> = (0..16).map(|i| format!("{i:024x}")).collect();
         let err = IdList::<CourseId, 15>::parse("course_ids", &ids).expect_err("16 > 15");
         assert_eq!(err[0].field, "course_ids");
-        let mut fifteen = ids[..15].to_vec();
-        fifteen.push(ids[0].clone());
+        let mut fifteen_distinct = ids[..15].to_vec();
+        fifteen_distinct.push(ids[0].clone());
+        assert!(IdList::<CourseId, 15>::parse("course_ids", &fifteen_distinct).is_err());
         assert_eq!(
-            IdList::<CourseId, 15>::parse("course_ids", &fifteen).map(|l| l.len()),
+            IdList::<CourseId, 15>::parse("course_ids", &ids[..15]).map(|l| l.len()),
             Ok(15)
         );
     }

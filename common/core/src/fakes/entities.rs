@@ -29,7 +29,9 @@ impl fmt::Display for Key {
     }
 }
 
-impl EntityId for Key {}
+impl EntityId for Key {
+    const PATTERN: &'static str = "^\\S+$";
+}
 
 /// A test entity: a name and its links. `COURSES` picks the side.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
