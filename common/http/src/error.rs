@@ -1,7 +1,10 @@
 //! The JSON error body and status of every error an HTTP request can end with: the core's
 //! [`Error`]s and the conditions only HTTP has (a wrong method, a body too large or not JSON).
 
-use actix_web::{HttpResponse, ResponseError, http::StatusCode};
+use actix_web::{
+    HttpResponse, ResponseError,
+    http::{StatusCode, header},
+};
 use nis_core::Error;
 use serde_json::json;
 
@@ -11,9 +14,14 @@ pub enum ApiError {
     /// What the core (or a parse on the way to it) said.
     #[error(transparent)]
     Core(#[from] Error),
-    /// A known path, another method.
-    #[error("{0}")]
-    MethodNotAllowed(String),
+    /// A known path, another method; `allow` lists the methods it has (the `Allow` header).
+    #[error("{message}")]
+    MethodNotAllowed {
+        /// For a person.
+        message: String,
+        /// The value of the `Allow` header, e.g. `GET, HEAD, OPTIONS`.
+        allow: &'static str,
+    },
     /// The request body is over the limit (bytes).
     #[error("request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
@@ -27,7 +35,7 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::Core(e) => e.code(),
-            Self::MethodNotAllowed(_) => "method_not_allowed",
+            Self::MethodNotAllowed { .. } => "method_not_allowed",
             Self::PayloadTooLarge(_) => "payload_too_large",
             Self::UnsupportedMediaType => "unsupported_media_type",
         }
@@ -45,7 +53,7 @@ impl ResponseError for ApiError {
                 Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },
-            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
         }
@@ -60,6 +68,11 @@ impl ResponseError for ApiError {
         if !details.is_empty() {
             error["details"] = json!(details);
         }
-        HttpResponse::build(self.status_code()).json(json!({ "error": error }))
+        let mut response = HttpResponse::build(self.status_code());
+        if let Self::MethodNotAllowed { allow, .. } = self {
+            // RFC 9110 §15.5.6: a 405 says which methods the resource has.
+            response.insert_header((header::ALLOW, *allow));
+        }
+        response.json(json!({ "error": error }))
     }
 }

@@ -7,7 +7,9 @@ mod error;
 mod openapi;
 mod probes;
 mod request_id;
+mod resource;
 mod routes;
+pub mod schema;
 
 use std::{net::SocketAddr, time::Duration};
 
@@ -49,6 +51,10 @@ pub fn bind(
             .wrap(from_fn(request_id::middleware))
             .app_data(web::Data::new(readiness.clone()))
             .app_data(web::Data::new(metrics.clone()))
+            .app_data(web::PathConfig::default().error_handler(|e, _| {
+                // A path segment that is not UTF-8 once percent-decoded: a bad id, not a 404.
+                ApiError::Core(nis_core::Error::BadRequest(format!("malformed path: {e}"))).into()
+            }))
             .configure(probes::configure)
             .configure(api.clone())
             .default_service(web::to(probes::no_route))

@@ -1,115 +1,312 @@
-//! The OpenAPI 3 document of an entity's API, built from its JSON schema.
+//! The OpenAPI 3 document of an entity's API (docs/behaviour.md §3): every route under
+//! `/api/{kind}`, every status each can answer, ids and paging with their real formats and
+//! bounds, and links from a created entity to what can be done with it (which schema-driven
+//! tools follow to test sequences of calls).
 
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
-use super::routes::JsonEntity;
+use nis_core::Page;
+
+use super::{routes::JsonEntity, schema};
 
 /// The OpenAPI document served at `/api/{kind}/openapi.json`.
 pub fn document<E: JsonEntity>() -> Value {
-    let kind = E::KIND;
-    let one = E::SINGULAR;
+    let (kind, one, other) = (E::KIND, E::SINGULAR, E::OTHER_KIND);
     let entity_ref = json!({ "$ref": format!("#/components/schemas/{one}") });
     let input_ref = json!({ "$ref": format!("#/components/schemas/{one}_input") });
-    let data = |schema: Value| json!({ "type": "object", "required": ["data"], "properties": { "data": schema } });
-    let ok = |description: &str, schema: Value| {
-        json!({
-            "description": description,
-            "content": { "application/json": { "schema": data(schema) } }
-        })
-    };
-    let error = |description: &str| {
-        json!({
-            "description": description,
-            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/error" } } }
-        })
-    };
-    let id_param =
-        json!({ "name": "id", "in": "path", "required": true, "schema": { "type": "string" } });
     let body =
         json!({ "required": true, "content": { "application/json": { "schema": input_ref } } });
-    let mut input = E::schema();
-    if let Some(props) = input.get_mut("properties").and_then(Value::as_object_mut) {
-        props.remove("id");
-    }
-    if let Some(required) = input.get_mut("required").and_then(Value::as_array_mut) {
-        required.retain(|f| f != "id");
-    }
-    input["additionalProperties"] = json!(false);
+    let id_param = json!({
+        "name": "id", "in": "path", "required": true, "schema": schema::id::<E::Id>(),
+        "description": format!("The {one}'s id (percent-decoded before it is read)"),
+    });
+    let follow = |operations: &[&str]| -> Value {
+        operations
+            .iter()
+            .map(|op| {
+                let operation = format!("{op}_{one}");
+                (operation.clone(), json!({ "operationId": operation, "parameters": { "id": "$response.body#/data/id" } }))
+            })
+            .collect::<Map<_, _>>()
+            .into()
+    };
+    let ok = |status_text: &str, schema: Value, links: Option<Value>| {
+        let mut response = success(status_text, schema);
+        if let Some(links) = links {
+            response["links"] = links;
+        }
+        response
+    };
+    let unique = E::UNIQUE_RULE.map(error);
+    let write_errors = |with_id: bool| {
+        let mut responses = errors(&[
+            (
+                "400",
+                if with_id {
+                    "Malformed id, or the body is not JSON or repeats a key"
+                } else {
+                    "The body is not JSON or repeats a key"
+                },
+            ),
+            ("413", "Body over 64 KiB"),
+            (
+                "415",
+                "Content-Type is not application/json (charset, if any, utf-8)",
+            ),
+            (
+                "422",
+                "Field rules broken, an unknown field, a wrong type, or an id in the body (POST) or unlike the path's (PUT); `details` names each field",
+            ),
+        ]);
+        if with_id {
+            responses.insert("404".into(), error(&format!("No such {one}")));
+        }
+        if let Some(unique) = &unique {
+            responses.insert("409".into(), unique.clone());
+        }
+        responses
+    };
+    let mut create = write_errors(false);
+    let mut created = ok(
+        "Created; `Location` is its URL",
+        entity_ref.clone(),
+        Some(follow(&["get", "replace", "delete", "list_linked_to"])),
+    );
+    created["headers"]["Location"] = json!({ "required": true, "schema": { "type": "string" }, "description": format!("/api/{kind}/{{id}}") });
+    create.insert("201".into(), created);
+    let mut replace = write_errors(true);
+    replace.insert(
+        "200".into(),
+        ok(
+            "Replaced",
+            entity_ref.clone(),
+            Some(follow(&["get", "delete"])),
+        ),
+    );
+
+    let linked_item = json!({
+        "type": "object",
+        "required": ["id"],
+        "properties": { "id": schema::id::<E::OtherId>() },
+        "description": format!("A {other} entity as the {other} API shows it (see its document at /api/{other}/openapi.json)"),
+    });
+
     json!({
         "openapi": "3.0.3",
-        "info": { "title": format!("nis {kind} API"), "version": env!("CARGO_PKG_VERSION") },
+        "info": {
+            "title": format!("nis {kind} API"),
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "Errors share one body: {\"error\": {\"code\", \"message\", \"details\"?}}. Every response carries `x-request-id`. A known path asked with a method it does not have is 405 with `Allow`; OPTIONS is 204 with `Allow`; HEAD is GET without the body.",
+        },
         "paths": {
             format!("/api/{kind}"): {
                 "get": {
                     "operationId": format!("list_{kind}"),
                     "summary": format!("List {kind}, oldest first"),
-                    "parameters": [
-                        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 500, "default": 50 } },
-                        { "name": "offset", "in": "query", "schema": { "type": "integer", "minimum": 0, "default": 0 } }
-                    ],
-                    "responses": { "200": ok("A page", json!({ "type": "array", "items": entity_ref })), "400": error("Bad limit or offset") }
+                    "parameters": paging(Page::DEFAULT_LIMIT),
+                    "responses": with_errors(
+                        ok("A page", json!({ "type": "array", "items": entity_ref }), None),
+                        &[("400", "Bad limit or offset, or one given twice")],
+                    ),
                 },
                 "post": {
                     "operationId": format!("create_{one}"),
                     "summary": format!("Create a {one}"),
                     "requestBody": body,
-                    "responses": {
-                        "201": ok("Created; `Location` names it", entity_ref.clone()),
-                        "400": error("Malformed JSON"), "409": error("Unique rule broken"),
-                        "413": error("Body over 64 KiB"), "415": error("Not JSON"), "422": error("Field rules broken")
-                    }
+                    "responses": with_server_errors(create),
                 }
             },
             format!("/api/{kind}/{{id}}"): {
                 "parameters": [id_param],
                 "get": {
                     "operationId": format!("get_{one}"),
-                    "responses": { "200": ok("Found", entity_ref.clone()), "400": error("Malformed id"), "404": error("No such entity") }
+                    "summary": format!("Read a {one}"),
+                    "responses": with_errors(
+                        ok("Found", entity_ref.clone(), Some(follow(&["replace", "delete"]))),
+                        &[("400", "Malformed id"), ("404", &format!("No such {one}"))],
+                    ),
                 },
                 "put": {
                     "operationId": format!("replace_{one}"),
                     "summary": "Full replacement; an omitted id list means empty",
                     "requestBody": body,
-                    "responses": {
-                        "200": ok("Replaced", entity_ref.clone()), "400": error("Malformed id or JSON"),
-                        "404": error("No such entity"), "409": error("Unique rule broken"),
-                        "413": error("Body over 64 KiB"), "415": error("Not JSON"), "422": error("Field rules broken")
-                    }
+                    "responses": with_server_errors(replace),
                 },
                 "delete": {
                     "operationId": format!("delete_{one}"),
-                    "responses": { "204": { "description": "Deleted" }, "400": error("Malformed id"), "404": error("No such entity") }
+                    "summary": format!("Delete a {one}"),
+                    "responses": with_errors(
+                        json!({ "description": "Deleted", "headers": request_id_header() }),
+                        &[("400", "Malformed id"), ("404", &format!("No such {one}"))],
+                    ),
+                }
+            },
+            format!("/api/{kind}/{{id}}/{other}"): {
+                "parameters": [id_param],
+                "get": {
+                    "operationId": format!("list_linked_to_{one}"),
+                    "summary": format!("The {other} that list this {one}, asked of the {other} service"),
+                    "parameters": paging(Page::MAX_LIMIT),
+                    "responses": with_errors(
+                        ok("A page", json!({ "type": "array", "items": linked_item }), None),
+                        &[
+                            ("400", "Malformed id, bad limit or offset"),
+                            ("404", &format!("No such {one}")),
+                        ],
+                    ),
                 }
             },
             format!("/api/{kind}/health"): {
                 "get": {
                     "operationId": format!("{kind}_health"),
-                    "responses": { "200": { "description": "Alive", "content": { "application/json": { "schema": {
-                        "type": "object", "properties": { "message": { "type": "string" } } } } } } }
+                    "summary": "The service answers",
+                    "responses": { "200": {
+                        "description": "Alive",
+                        "headers": request_id_header(),
+                        "content": { "application/json": { "schema": {
+                            "type": "object", "required": ["message"],
+                            "properties": { "message": { "type": "string", "enum": [format!("{kind} alive")] } } } } }
+                    } }
+                }
+            },
+            format!("/api/{kind}/openapi.json"): {
+                "get": {
+                    "operationId": format!("{kind}_openapi"),
+                    "summary": "This document",
+                    "responses": { "200": {
+                        "description": "The OpenAPI 3 document",
+                        "headers": request_id_header(),
+                        "content": { "application/json": { "schema": { "type": "object", "required": ["openapi", "paths"] } } }
+                    } }
                 }
             }
         },
         "components": {
             "schemas": {
-                one: E::schema(),
-                format!("{one}_input"): input,
-                "error": {
-                    "type": "object",
-                    "required": ["error"],
-                    "properties": { "error": {
-                        "type": "object",
-                        "required": ["code", "message"],
-                        "properties": {
-                            "code": { "type": "string" },
-                            "message": { "type": "string" },
-                            "details": { "type": "array", "items": {
-                                "type": "object",
-                                "properties": { "field": { "type": "string" }, "message": { "type": "string" } }
-                            } }
-                        }
-                    } }
-                }
+                one: entity_schema::<E>(),
+                format!("{one}_input"): input_schema::<E>(),
+                "error": error_schema(),
             }
         }
+    })
+}
+
+/// The entity as the API shows it.
+fn entity_schema<E: JsonEntity>() -> Value {
+    let fields = E::fields();
+    let mut properties = Map::new();
+    let mut id = schema::id::<E::Id>();
+    id["readOnly"] = json!(true);
+    properties.insert("id".into(), id);
+    for field in &fields {
+        properties.insert(field.name.into(), field.shown.clone());
+    }
+    let required: Vec<&str> = std::iter::once("id")
+        .chain(fields.iter().map(|f| f.name))
+        .collect();
+    json!({ "type": "object", "required": required, "properties": properties })
+}
+
+/// A create or replacement body.
+fn input_schema<E: JsonEntity>() -> Value {
+    let fields = E::fields();
+    let properties: Map<String, Value> = fields
+        .iter()
+        .map(|f| (f.name.to_owned(), f.input.clone()))
+        .collect();
+    let required: Vec<&str> = fields
+        .iter()
+        .filter(|f| f.required)
+        .map(|f| f.name)
+        .collect();
+    json!({
+        "type": "object",
+        "required": required,
+        "properties": properties,
+        "additionalProperties": false,
+    })
+}
+
+/// `limit` (1..=500, `default_limit` when absent) and `offset` (0..=2⁶³−1).
+fn paging(default_limit: u32) -> Value {
+    json!([
+        { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": Page::MAX_LIMIT, "default": default_limit } },
+        { "name": "offset", "in": "query", "schema": { "type": "integer", "format": "int64", "minimum": 0, "maximum": Page::MAX_OFFSET, "default": 0 } }
+    ])
+}
+
+fn request_id_header() -> Value {
+    json!({ "x-request-id": {
+        "required": true,
+        "schema": { "type": "string", "pattern": "^[!-~]{1,128}$" },
+        "description": "The caller's id when it is 1–128 printable ASCII characters without spaces, else a new UUID",
+    } })
+}
+
+fn success(description: &str, data: Value) -> Value {
+    json!({
+        "description": description,
+        "headers": request_id_header(),
+        "content": { "application/json": { "schema": {
+            "type": "object", "required": ["data"], "properties": { "data": data }
+        } } }
+    })
+}
+
+fn error(description: &str) -> Value {
+    json!({
+        "description": description,
+        "headers": request_id_header(),
+        "content": { "application/json": { "schema": { "$ref": "#/components/schemas/error" } } }
+    })
+}
+
+fn errors(cases: &[(&str, &str)]) -> Map<String, Value> {
+    cases
+        .iter()
+        .map(|(status, description)| ((*status).to_owned(), error(description)))
+        .collect()
+}
+
+/// `responses` plus the 500 and 503 every operation can answer.
+fn with_server_errors(mut responses: Map<String, Value>) -> Value {
+    responses.extend(errors(&[
+        (
+            "500",
+            "An unexpected failure (details are logged, not shown)",
+        ),
+        ("503", "A dependency this request needs is down or too slow"),
+    ]));
+    responses.into()
+}
+
+/// The `200` of an operation, its own errors, and the server errors.
+fn with_errors(ok: Value, cases: &[(&str, &str)]) -> Value {
+    let mut responses = errors(cases);
+    responses.insert("200".into(), ok);
+    with_server_errors(responses)
+}
+
+fn error_schema() -> Value {
+    json!({
+        "type": "object",
+        "required": ["error"],
+        "properties": { "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": { "type": "string", "enum": [
+                    "bad_request", "validation_failed", "not_found", "conflict",
+                    "method_not_allowed", "payload_too_large", "unsupported_media_type",
+                    "unavailable", "internal"
+                ] },
+                "message": { "type": "string" },
+                "details": { "type": "array", "items": {
+                    "type": "object",
+                    "required": ["field", "message"],
+                    "properties": { "field": { "type": "string" }, "message": { "type": "string" } }
+                } }
+            }
+        } }
     })
 }

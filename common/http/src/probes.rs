@@ -7,12 +7,13 @@ use serde_json::json;
 use nis_core::Error;
 use nis_runtime::readiness::Readiness;
 
-use crate::error::ApiError;
+use crate::{error::ApiError, resource};
 
 pub(super) fn configure(cfg: &mut web::ServiceConfig) {
-    cfg.route("/healthz", web::get().to(healthz))
-        .route("/readyz", web::get().to(readyz))
-        .route("/metrics", web::get().to(metrics));
+    const READ: &str = "GET, HEAD, OPTIONS";
+    cfg.service(resource::get(resource::at("/healthz", READ), healthz))
+        .service(resource::get(resource::at("/readyz", READ), readyz))
+        .service(resource::get(resource::at("/metrics", READ), metrics));
 }
 
 async fn healthz() -> HttpResponse {

@@ -2,18 +2,26 @@
 
 use actix_web::{HttpRequest, HttpResponse, Scope, http::header, web};
 use serde::Serialize;
-use serde_json::{Value, json};
+use serde_json::json;
 
 use nis_core::{Entity, EntityService, Error, Page, peer::Peer};
 
-use super::{body::JsonFields, error::ApiError, request_id::context};
+use super::{
+    body::JsonFields, error::ApiError, request_id::context, resource, schema::FieldSchema,
+};
 
 /// An entity the HTTP API can read from JSON and describe in OpenAPI.
 pub trait JsonEntity: Entity {
+    /// What makes a create or replacement conflict with a stored entity (the 409 of the
+    /// OpenAPI document), if anything can.
+    const UNIQUE_RULE: Option<&'static str> = None;
+
     /// Takes the entity's fields (not `id`) from a request body.
     fn read_input(fields: &mut JsonFields) -> Self::Input;
-    /// The JSON schema of the entity (an `object` schema with `properties`).
-    fn schema() -> Value;
+
+    /// The entity's fields besides `id`, in order, for the OpenAPI document (built with
+    /// [`schema::text`](crate::schema::text) and [`schema::id_list`](crate::schema::id_list)).
+    fn fields() -> Vec<FieldSchema>;
 }
 
 /// The success envelope: `{"data": ...}`.
@@ -26,49 +34,55 @@ pub struct Data<T> {
 /// The routes of kind `E` served by `service`: list, create, get, replace, delete, the cross
 /// query `/{id}/{other kind}` answered by `peer`, and the kind's `health` and `openapi.json`.
 pub fn entity_scope<E: JsonEntity, S: EntityService<E>, P: Peer>(service: S, peer: P) -> Scope {
-    // A known path with another method is 405 (JSON), not the app's 404.
-    let resource = |path: &str| web::resource(path).default_service(web::to(method_not_allowed));
+    const READ: &str = "GET, HEAD, OPTIONS";
     web::scope(&format!("/api/{}", E::KIND))
         .app_data(web::Data::new(service))
         .app_data(web::Data::new(peer))
         .service(
-            resource("")
-                .route(web::get().to(list::<E, S>))
+            resource::get(resource::at("", "GET, HEAD, POST, OPTIONS"), list::<E, S>)
                 .route(web::post().to(create::<E, S>)),
         )
-        .service(resource("/health").route(web::get().to(health::<E>)))
-        .service(resource("/openapi.json").route(web::get().to(openapi::<E>)))
+        .service(resource::get(resource::at("/health", READ), health::<E>))
+        .service(resource::get(
+            resource::at("/openapi.json", READ),
+            openapi::<E>,
+        ))
         .service(
-            resource("/{id}")
-                .route(web::get().to(get::<E, S>))
-                .route(web::put().to(update::<E, S>))
-                .route(web::delete().to(delete::<E, S>)),
+            resource::get(
+                resource::at("/{id}", "GET, HEAD, PUT, DELETE, OPTIONS"),
+                get::<E, S>,
+            )
+            .route(web::put().to(update::<E, S>))
+            .route(web::delete().to(delete::<E, S>)),
         )
-        .service(
-            resource(&format!("/{{id}}/{}", E::OTHER_KIND)).route(web::get().to(linked::<E, S, P>)),
-        )
-}
-
-async fn method_not_allowed(req: HttpRequest) -> Result<HttpResponse, ApiError> {
-    Err(ApiError::MethodNotAllowed(format!(
-        "{} is not allowed on {}",
-        req.method(),
-        req.path()
-    )))
+        .service(resource::get(
+            resource::at(&format!("/{{id}}/{}", E::OTHER_KIND), READ),
+            linked::<E, S, P>,
+        ))
 }
 
 /// Reads `limit` and `offset` from a query string; `default_limit` when `limit` is absent.
+/// Other parameters are ignored; `limit` or `offset` given twice is a bad request, since a
+/// gateway or cache may read the other value than this service would.
 pub fn page_from_query(query: &str, default_limit: u32) -> Result<Page, Error> {
     let pairs: Vec<(String, String)> = serde_urlencoded::from_str(query)
         .map_err(|e| Error::BadRequest(format!("malformed query string: {e}")))?;
     let value = |name: &str| {
-        pairs
+        let values: Vec<&str> = pairs
             .iter()
-            .find(|(k, _)| k == name)
+            .filter(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
+            .collect();
+        match values[..] {
+            [] => Ok(None),
+            [one] => Ok(Some(one)),
+            _ => Err(Error::BadRequest(format!(
+                "`{name}` is given more than once"
+            ))),
+        }
     };
     let default = default_limit.to_string();
-    Page::from_query(Some(value("limit").unwrap_or(&default)), value("offset"))
+    Page::from_query(Some(value("limit")?.unwrap_or(&default)), value("offset")?)
 }
 
 async fn list<E: JsonEntity, S: EntityService<E>>(

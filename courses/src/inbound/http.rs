@@ -1,9 +1,12 @@
 //! The HTTP API of courses: the generic entity routes of `common`, told how to read a course.
 
-use nis_http::{JsonEntity, JsonFields};
-use serde_json::{Value, json};
+use nis_core::{Entity as _, ids::StudentId};
+use nis_http::{
+    JsonEntity, JsonFields,
+    schema::{self, FieldSchema},
+};
 
-use crate::domain::{Course, CourseInput};
+use crate::domain::{Course, CourseInput, Description, ShortText};
 
 impl JsonEntity for Course {
     fn read_input(fields: &mut JsonFields) -> CourseInput {
@@ -16,22 +19,13 @@ impl JsonEntity for Course {
         }
     }
 
-    fn schema() -> Value {
-        let short = json!({ "type": "string", "minLength": 3, "maxLength": 20, "description": "3–20 characters after trimming" });
-        json!({
-            "type": "object",
-            "required": ["id", "name", "description", "discipline", "teacher", "student_ids"],
-            "properties": {
-                "id": { "type": "string", "pattern": "^[0-9a-f]{24}$", "readOnly": true },
-                "name": short,
-                "description": { "type": "string", "minLength": 3, "maxLength": 200, "description": "3–200 characters after trimming" },
-                "discipline": short,
-                "teacher": short,
-                "student_ids": {
-                    "type": "array", "maxItems": 60, "uniqueItems": true,
-                    "items": { "type": "string", "format": "uuid" }
-                }
-            }
-        })
+    fn fields() -> Vec<FieldSchema> {
+        vec![
+            schema::text::<ShortText>("name"),
+            schema::text::<Description>("description"),
+            schema::text::<ShortText>("discipline"),
+            schema::text::<ShortText>("teacher"),
+            schema::id_list::<StudentId>("student_ids", Course::LINK_LIMIT),
+        ]
     }
 }

@@ -1,11 +1,17 @@
 //! The HTTP API of students: the generic entity routes of `common`, told how to read a student.
 
-use nis_http::{JsonEntity, JsonFields};
-use serde_json::{Value, json};
+use nis_core::{Entity as _, ids::CourseId};
+use nis_http::{
+    JsonEntity, JsonFields,
+    schema::{self, FieldSchema},
+};
 
-use crate::domain::{Student, StudentInput};
+use crate::domain::{PersonName, Student, StudentInput};
 
 impl JsonEntity for Student {
+    const UNIQUE_RULE: Option<&'static str> =
+        Some("A student with the same name, first_name and last_name exists");
+
     fn read_input(fields: &mut JsonFields) -> StudentInput {
         StudentInput {
             name: fields.text("name"),
@@ -15,21 +21,12 @@ impl JsonEntity for Student {
         }
     }
 
-    fn schema() -> Value {
-        let name = json!({ "type": "string", "minLength": 3, "maxLength": 20, "description": "3–20 characters after trimming" });
-        json!({
-            "type": "object",
-            "required": ["id", "name", "first_name", "last_name", "course_ids"],
-            "properties": {
-                "id": { "type": "string", "format": "uuid", "readOnly": true },
-                "name": name,
-                "first_name": name,
-                "last_name": name,
-                "course_ids": {
-                    "type": "array", "maxItems": 15, "uniqueItems": true,
-                    "items": { "type": "string", "pattern": "^[0-9a-f]{24}$" }
-                }
-            }
-        })
+    fn fields() -> Vec<FieldSchema> {
+        vec![
+            schema::text::<PersonName>("name"),
+            schema::text::<PersonName>("first_name"),
+            schema::text::<PersonName>("last_name"),
+            schema::id_list::<CourseId>("course_ids", Student::LINK_LIMIT),
+        ]
     }
 }

@@ -1,7 +1,9 @@
 //! Reading a JSON request body: media type, size limit, syntax, then field by field, so that
-//! each problem gets the status the contract gives it (415, 413, 400, 422).
+//! each problem gets the status docs/behaviour.md §3 gives it (415, 413, 400, 422).
 
-use actix_web::{HttpRequest, http::header, web};
+mod strict_json;
+
+use actix_web::{HttpMessage as _, HttpRequest, http::header, mime, web};
 use futures::StreamExt as _;
 use serde_json::{Map, Value};
 
@@ -17,13 +19,7 @@ pub async fn json_object(
     req: &HttpRequest,
     mut payload: web::Payload,
 ) -> Result<JsonFields, ApiError> {
-    let is_json = req
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(';').next())
-        .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
-    if !is_json {
+    if !is_utf8_json(req) {
         return Err(ApiError::UnsupportedMediaType);
     }
     let declared = req
@@ -43,11 +39,26 @@ pub async fn json_object(
         }
         body.extend_from_slice(&chunk);
     }
-    match serde_json::from_slice::<Value>(&body) {
+    match strict_json::from_slice(&body) {
         Ok(Value::Object(map)) => Ok(JsonFields::new(map)),
         Ok(_) => Err(Error::invalid_field("body", "must be a JSON object").into()),
+        // A repeated key is well-formed JSON with an ambiguous meaning: said as such.
+        Err(e) if e.is_data() => Err(Error::BadRequest(e.to_string()).into()),
         Err(e) => Err(Error::BadRequest(format!("malformed JSON: {e}")).into()),
     }
+}
+
+/// Whether the request says its body is JSON in UTF-8: `application/json`, with no `charset`
+/// or `charset=utf-8` (any case, quoted or not). JSON exchanged between systems is UTF-8
+/// (RFC 8259 §8.1), so a body declared in another charset is refused rather than misread.
+fn is_utf8_json(req: &HttpRequest) -> bool {
+    let Ok(Some(mime)) = req.mime_type() else {
+        return false;
+    };
+    mime.essence_str() == mime::APPLICATION_JSON.essence_str()
+        && mime
+            .get_param(mime::CHARSET)
+            .is_none_or(|charset| charset == mime::UTF_8)
 }
 
 /// The fields of a JSON object, taken one by one; type mistakes and unknown fields are
@@ -138,6 +149,39 @@ mod tests {
         let err = f.finish().expect_err("three problems");
         let named: Vec<_> = err.details().iter().map(|d| d.field.as_str()).collect();
         assert_eq!(named, ["name", "ids[1]", "extra"]);
+    }
+
+    #[test]
+    fn only_utf8_json_is_json() {
+        let with = |content_type: &str| {
+            let req = actix_web::test::TestRequest::default()
+                .insert_header((header::CONTENT_TYPE, content_type))
+                .to_http_request();
+            is_utf8_json(&req)
+        };
+        for yes in [
+            "application/json",
+            "Application/JSON",
+            "application/json; charset=utf-8",
+            "application/json;charset=UTF-8",
+            "application/json; charset=\"utf-8\"",
+        ] {
+            assert!(with(yes), "{yes}");
+        }
+        for no in [
+            "application/json; charset=latin1",
+            "application/json; charset=utf-16",
+            "text/json",
+            "application/jsonx",
+            "application/merge-patch+json",
+            "application/json;;;",
+            "",
+        ] {
+            assert!(!with(no), "{no}");
+        }
+        assert!(!is_utf8_json(
+            &actix_web::test::TestRequest::default().to_http_request()
+        ));
     }
 
     #[test]
