@@ -98,6 +98,22 @@ impl Api {
             .expect("PUT")
     }
 
+    /// `POST path` with `body` sent as it is, under `content_type`.
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        content_type: &str,
+        body: impl Into<reqwest::Body>,
+    ) -> Response {
+        self.client
+            .post(self.url(path))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .body(body)
+            .send()
+            .await
+            .expect("POST")
+    }
+
     /// `DELETE path`.
     pub async fn delete(&self, path: &str) -> Response {
         self.client

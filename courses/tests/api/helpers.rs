@@ -15,7 +15,10 @@ pub const KIND: Kind = Kind {
     valid: course,
     links_field: "student_ids",
     other_ids: student_ids,
+    other_kind: "students",
     text_field: "name",
+    text_fields: &["name", "description", "discipline", "teacher"],
+    multiline_field: Some("description"),
 };
 
 /// A valid course body.

@@ -15,7 +15,10 @@ pub const KIND: Kind = Kind {
     valid: student,
     links_field: "course_ids",
     other_ids: course_ids,
+    other_kind: "courses",
     text_field: "name",
+    text_fields: &["name", "first_name", "last_name"],
+    multiline_field: None,
 };
 
 /// A valid student body; different `n` never clash on the unique full name.

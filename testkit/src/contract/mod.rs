@@ -9,9 +9,13 @@
 //! only the HTTP adapter run in process; those that need the stores, Redis or the metrics of a
 //! real service run on the real stack (see [`contract_tests!`](crate::contract_tests)).
 
+mod odd_requests;
+
 use std::time::Duration;
 
 use serde_json::{Value, json};
+
+pub use odd_requests::*;
 
 use crate::{Api, assert_error, body, metric_value};
 
@@ -29,8 +33,14 @@ pub struct Kind {
     pub links_field: &'static str,
     /// `n` well-formed ids of the other kind.
     pub other_ids: fn(usize) -> Vec<String>,
+    /// The other kind, as in `/api/{name}/{id}/{other_kind}`.
+    pub other_kind: &'static str,
     /// A text field to change in updates.
     pub text_field: &'static str,
+    /// Every text field.
+    pub text_fields: &'static [&'static str],
+    /// The text field that may hold line feeds and tabs, if any.
+    pub multiline_field: Option<&'static str>,
 }
 
 impl Kind {
@@ -567,6 +577,20 @@ macro_rules! contract_tests {
                 structural_problems_are_422,
                 health_openapi_probes_and_unknown_routes,
                 the_request_id_is_kept_or_made,
+                control_characters_are_422,
+                bidi_controls_are_422,
+                duplicate_keys_are_400,
+                wrong_json_types_are_422,
+                ten_thousand_character_strings_are_422,
+                a_body_of_exactly_64_kib_is_read_one_more_byte_is_413,
+                only_utf8_json_media_types_are_read,
+                invalid_utf8_is_400,
+                null_or_array_bodies_are_422,
+                repeated_query_parameters_are_400,
+                trailing_slashes_are_404,
+                percent_encoded_and_over_long_ids,
+                head_options_patch_and_trace,
+                odd_request_ids_are_replaced,
             );
         }
 
