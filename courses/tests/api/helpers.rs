@@ -61,6 +61,12 @@ pub async fn spawn_without_redis() -> TestService {
 
 /// Starts courses on a database of its own.
 async fn spawn_with(dead_redis: bool) -> TestService {
+    spawn_on_own_database(dead_redis).await.0
+}
+
+/// Starts courses on a database of its own, and names that database (for tests that write to
+/// it behind the service's back).
+pub async fn spawn_on_own_database(dead_redis: bool) -> (TestService, String) {
     let database = testkit::unique_name("courses_test");
     let prefix = testkit::unique_name("t");
     testkit::queue::create_streams(&prefix).await;
@@ -70,11 +76,12 @@ async fn spawn_with(dead_redis: bool) -> TestService {
         mongodb_database: database.clone(),
     };
     let running = app::start(&config).await.expect("courses starts");
-    TestService::new(
+    let service = TestService::new(
         running,
         prefix,
-        Box::pin(testkit::stores::drop_mongo_database(database)),
-    )
+        Box::pin(testkit::stores::drop_mongo_database(database.clone())),
+    );
+    (service, database)
 }
 
 pub async fn grpc(app: &TestService) -> CourseServiceClient<tonic::transport::Channel> {

@@ -111,3 +111,47 @@ async fn broken_field_rules_are_422_with_details() {
     assert_eq!(body(app.get(&path).await).await["data"]["name"], "Course 1");
     app.stop().await;
 }
+
+/// docs/behaviour.md §2: a NUL in a text is 422, and a course stored before the character rule
+/// existed (here with a NUL and a right-to-left override) still reads back.
+#[tokio::test]
+async fn the_character_rule_guards_writes_but_not_reads() {
+    let (app, database) = crate::helpers::spawn_on_own_database(false).await;
+    let mut with_nul = course(1);
+    with_nul["teacher"] = json!("ab\u{0}cd");
+    assert_error(
+        app.post_json("/api/courses", &with_nul).await,
+        422,
+        "validation_failed",
+        &["teacher"],
+    )
+    .await;
+
+    let id = app.create("courses", &course(2)).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let client = mongodb::Client::with_uri_str(testkit::mongodb_uri())
+        .await
+        .expect("connect");
+    let object_id = mongodb::bson::oid::ObjectId::parse_str(&id).expect("ObjectId");
+    client
+        .database(&database)
+        .collection::<mongodb::bson::Document>("courses")
+        .update_one(
+            mongodb::bson::doc! { "_id": object_id },
+            mongodb::bson::doc! { "$set": { "name": "old\u{0}\u{202E}name" } },
+        )
+        .await
+        .expect("write an old-style name");
+    let path = format!("/api/courses/{id}");
+    let read = app.get(&path).await;
+    assert_eq!(read.status(), 200);
+    assert_eq!(body(read).await["data"]["name"], "old\u{0}\u{202E}name");
+    // Read again: now from the cache, which holds it as stored.
+    let cached = app.get(&path).await;
+    assert_eq!(body(cached).await["data"]["name"], "old\u{0}\u{202E}name");
+    assert_eq!(app.get("/api/courses").await.status(), 200);
+    assert_eq!(app.put_json(&path, &course(3)).await.status(), 200);
+    app.stop().await;
+}

@@ -46,6 +46,12 @@ pub async fn spawn_without_redis() -> TestService {
 
 /// Creates a database of its own, then starts students on it.
 async fn spawn_with(dead_redis: bool) -> TestService {
+    spawn_on_own_database(dead_redis).await.0
+}
+
+/// Starts students on a database of its own, and names that database (for tests that write
+/// to it behind the service's back).
+pub async fn spawn_on_own_database(dead_redis: bool) -> (TestService, String) {
     let database = testkit::stores::create_postgres_database("students_test").await;
     let prefix = testkit::unique_name("t");
     testkit::queue::create_streams(&prefix).await;
@@ -55,11 +61,12 @@ async fn spawn_with(dead_redis: bool) -> TestService {
         database_max_connections: 5,
     };
     let running = app::start(&config).await.expect("students starts");
-    TestService::new(
+    let service = TestService::new(
         running,
         prefix,
-        Box::pin(testkit::stores::drop_postgres_database(database)),
-    )
+        Box::pin(testkit::stores::drop_postgres_database(database.clone())),
+    );
+    (service, database)
 }
 
 pub async fn grpc(app: &TestService) -> StudentServiceClient<tonic::transport::Channel> {

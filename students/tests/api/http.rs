@@ -1,6 +1,7 @@
 //! Every students route of docs/behaviour.md §3 and every status that applies.
 
 use serde_json::json;
+use sqlx::Connection as _;
 use testkit::{assert_error, body};
 
 use crate::helpers::{course_ids, spawn, student};
@@ -134,5 +135,46 @@ async fn broken_field_rules_are_422_with_details() {
         "busy",
         "nothing changed"
     );
+    app.stop().await;
+}
+
+/// docs/behaviour.md §2: a NUL in a name is 422 before it reaches PostgreSQL (which would
+/// refuse it), and a name stored before the character rule existed still reads back.
+#[tokio::test]
+async fn the_character_rule_guards_writes_but_not_reads() {
+    let (app, database) = crate::helpers::spawn_on_own_database(false).await;
+    let mut with_nul = student(1);
+    with_nul["name"] = json!("ab\u{0}cd");
+    assert_error(
+        app.post_json("/api/students", &with_nul).await,
+        422,
+        "validation_failed",
+        &["name"],
+    )
+    .await;
+
+    let id = app.create("students", &student(2)).await["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    let mut db = sqlx::PgConnection::connect(&format!("{}/{database}", testkit::postgres_url()))
+        .await
+        .expect("connect");
+    sqlx::query("UPDATE students SET name = $1 WHERE id = $2::uuid")
+        .bind("old\u{7}\u{202E}name")
+        .bind(&id)
+        .execute(&mut db)
+        .await
+        .expect("write an old-style name");
+    let path = format!("/api/students/{id}");
+    let read = app.get(&path).await;
+    assert_eq!(read.status(), 200);
+    assert_eq!(body(read).await["data"]["name"], "old\u{7}\u{202E}name");
+    // Read again: now from the cache, which holds it as stored.
+    let cached = app.get(&path).await;
+    assert_eq!(body(cached).await["data"]["name"], "old\u{7}\u{202E}name");
+    assert_eq!(app.get("/api/students").await.status(), 200);
+    // Replacing it with a clean name works as for any student.
+    assert_eq!(app.put_json(&path, &student(3)).await.status(), 200);
     app.stop().await;
 }
