@@ -2,13 +2,15 @@
 //! and logging around it; HTTP, gRPC and the queue consumer in front; the outbox relay
 //! publishing to NATS JetStream; cross queries asking students over gRPC.
 
-use nis_grpc::{peers::StudentsPeer, proto::v1::course_service_server::CourseServiceServer};
+use nis_grpc::peers::StudentsPeer;
 use nis_runtime::lifecycle::{StartError, retry};
-use nis_server::Running;
-use tonic::server::NamedService as _;
+use nis_server::{GrpcServices, Running};
 
 use crate::{
-    config::Config, domain::Course, inbound::grpc::CourseGrpc, outbound::mongo::MongoCourses,
+    config::Config,
+    domain::Course,
+    inbound::grpc::{CourseGrpc, CoursePeerGrpc},
+    outbound::mongo::MongoCourses,
 };
 
 /// Connects to MongoDB and creates the indexes, retrying while the server is away.
@@ -30,7 +32,8 @@ pub async fn prepare_store(config: &Config) -> Result<MongoCourses, StartError> 
 
 /// Starts courses: the MongoDB store under the shared composition of
 /// [`nis_server::start_entity_service`] (core, outbox relay, Redis cache, metrics, logging, HTTP,
-/// gRPC, queue consumer), with cross queries asking students over gRPC. [`Running::stop`] stops it.
+/// gRPC, queue consumer), with cross queries asking students over gRPC. Its gRPC port serves the
+/// public `nis.v1.CourseService` and `nis.v1.CoursePeerService`, which students calls. [`Running::stop`] stops it.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     let settings = &config.service;
     let store = prepare_store(config).await?;
@@ -40,8 +43,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         settings,
         store,
         students,
-        |router, service| router.add_service(CourseGrpc::server(service)),
-        CourseServiceServer::<CourseGrpc<()>>::NAME,
+        |service, students| {
+            GrpcServices::default()
+                .add_service(CourseGrpc::server(service.clone(), students))
+                .add_service(CoursePeerGrpc::server(service))
+        },
     )
     .await
 }

@@ -2,13 +2,14 @@
 //! metrics and logging around it; HTTP, gRPC and the queue consumer in front; the outbox relay
 //! publishing to NATS JetStream; cross queries asking courses over gRPC.
 
-use nis_grpc::{peers::CoursesPeer, proto::v1::student_service_server::StudentServiceServer};
+use nis_grpc::peers::CoursesPeer;
 use nis_runtime::lifecycle::{StartError, retry};
-use nis_server::Running;
-use tonic::server::NamedService as _;
+use nis_server::{GrpcServices, Running};
 
 use crate::{
-    config::Config, domain::Student, inbound::grpc::StudentGrpc,
+    config::Config,
+    domain::Student,
+    inbound::grpc::{StudentGrpc, StudentPeerGrpc},
     outbound::postgres::PostgresStudents,
 };
 
@@ -30,7 +31,8 @@ pub async fn prepare_store(config: &Config) -> Result<PostgresStudents, StartErr
 
 /// Starts students: the PostgreSQL store under the shared composition of
 /// [`nis_server::start_entity_service`] (core, outbox relay, Redis cache, metrics, logging, HTTP,
-/// gRPC, queue consumer), with cross queries asking courses over gRPC. [`Running::stop`] stops it.
+/// gRPC, queue consumer), with cross queries asking courses over gRPC. Its gRPC port serves the
+/// public `nis.v1.StudentService` and `nis.v1.StudentPeerService`, which courses calls. [`Running::stop`] stops it.
 pub async fn start(config: &Config) -> Result<Running, StartError> {
     let settings = &config.service;
     let store = prepare_store(config).await?;
@@ -40,8 +42,11 @@ pub async fn start(config: &Config) -> Result<Running, StartError> {
         settings,
         store,
         courses,
-        |router, service| router.add_service(StudentGrpc::server(service)),
-        StudentServiceServer::<StudentGrpc<()>>::NAME,
+        |service, courses| {
+            GrpcServices::default()
+                .add_service(StudentGrpc::server(service.clone(), courses))
+                .add_service(StudentPeerGrpc::server(service))
+        },
     )
     .await
 }

@@ -6,6 +6,7 @@
 pub mod contract;
 pub mod grpc;
 pub mod in_process;
+pub mod odd_text;
 pub mod process;
 pub mod queue;
 mod service;

@@ -1,8 +1,9 @@
 //! The tonic adapter (docs/behaviour.md §4): the generated `nis.v1` code ([`proto`]), the
-//! mapping of the core's errors to statuses, the request context, the CRUD handlers every
-//! service's gRPC API shares ([`crud`]), reflection, and the clients of the peer service
-//! ([`peers`]).
+//! mapping of the core's errors to statuses, the request context, the handlers every service's
+//! public and peer gRPC services share ([`crud`]), reflection, and the clients of the other
+//! service's peer service ([`peers`]).
 
+pub mod crud;
 pub mod peers;
 pub mod proto;
 
@@ -44,106 +45,30 @@ pub fn context<T>(request: &Request<T>) -> Context {
     Context::new(Transport::Grpc, id)
 }
 
-/// The transport-neutral half of the CRUD RPCs: parse what the request carries, call the
-/// service, map errors to statuses. Each service's tonic adapter only converts its messages.
-pub mod crud {
-    use nis_core::{Context, Entity, EntityService, Error, Page};
-    use tonic::Status;
-
-    use super::status;
-    use crate::proto::v1 as pb;
-
-    fn page(page: Option<pb::Page>) -> Result<Page, Error> {
-        let page = page.unwrap_or_default();
-        Page::from_grpc(page.limit, page.offset)
-    }
-
-    /// List a page (`None` or limit 0 means the default limit).
-    pub async fn list<E: Entity, S: EntityService<E>>(
-        service: &S,
-        ctx: &Context,
-        page: Option<pb::Page>,
-    ) -> Result<Vec<E>, Status> {
-        async { service.list(ctx, self::page(page)?).await }
-            .await
-            .map_err(status)
-    }
-
-    /// Get one entity by its id as sent.
-    pub async fn get<E: Entity, S: EntityService<E>>(
-        service: &S,
-        ctx: &Context,
-        id: &str,
-    ) -> Result<E, Status> {
-        async { service.get(ctx, &E::parse_id(id)?).await }
-            .await
-            .map_err(status)
-    }
-
-    /// Validate `input` and create an entity.
-    pub async fn create<E: Entity, S: EntityService<E>>(
-        service: &S,
-        ctx: &Context,
-        input: E::Input,
-    ) -> Result<E, Status> {
-        async { Ok(service.create(ctx, E::parse_draft(input)?).await?.value) }
-            .await
-            .map_err(status)
-    }
-
-    /// Validate `input` and replace entity `id` with it.
-    pub async fn update<E: Entity, S: EntityService<E>>(
-        service: &S,
-        ctx: &Context,
-        id: &str,
-        input: E::Input,
-    ) -> Result<E, Status> {
-        async {
-            let id = E::parse_id(id)?;
-            let draft = E::parse_draft(input)?;
-            Ok(service.update(ctx, &id, draft).await?.value)
-        }
-        .await
-        .map_err(status)
-    }
-
-    /// Delete entity `id`.
-    pub async fn delete<E: Entity, S: EntityService<E>>(
-        service: &S,
-        ctx: &Context,
-        id: &str,
-    ) -> Result<(), Status> {
-        async { service.delete(ctx, &E::parse_id(id)?).await.map(|_| ()) }
-            .await
-            .map_err(status)
-    }
-
-    /// A page of the entities that link `other` (an id of the other kind, as sent).
-    pub async fn list_linked<E: Entity, S: EntityService<E>>(
-        service: &S,
-        ctx: &Context,
-        other: &str,
-        page: Option<pb::Page>,
-    ) -> Result<Vec<E>, Status> {
-        async {
-            let other = other.parse::<E::OtherId>().map_err(Error::BadRequest)?;
-            service.list_linked(ctx, &other, self::page(page)?).await
-        }
-        .await
-        .map_err(status)
-    }
-}
-
-/// The gRPC server reflection service for `nis.v1`.
-pub fn reflection() -> Result<
+/// The gRPC server reflection service of a port that serves `services` (fully qualified names,
+/// e.g. `nis.v1.StudentService` and `grpc.health.v1.Health`): it lists exactly those and
+/// itself, not every service of the `nis.v1` descriptor, so a client sees only what this port
+/// answers (docs/behaviour.md §4). The whole descriptor stays registered, so the messages of the
+/// listed services resolve.
+pub fn reflection(
+    services: &[&str],
+) -> Result<
     tonic_reflection::server::v1::ServerReflectionServer<
         impl tonic_reflection::server::v1::ServerReflection,
     >,
     tonic_reflection::server::Error,
 > {
-    tonic_reflection::server::Builder::configure()
-        .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
-        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    let itself = tonic_reflection::pb::v1::server_reflection_server::SERVICE_NAME;
+    services
+        .iter()
+        .copied()
+        .chain([itself])
+        .fold(
+            tonic_reflection::server::Builder::configure()
+                .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
+                .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET),
+            tonic_reflection::server::Builder::with_service_name,
+        )
         .build_v1()
 }
 

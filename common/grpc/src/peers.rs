@@ -1,15 +1,17 @@
-//! The gRPC clients of the other service, adapters of the core's [`Peer`] port: "the students
-//! of course c" is asked of students, "the courses of student s" of courses. Every call has a
-//! deadline; a peer that is down or slow is `Unavailable` (503), never a hang.
+//! The gRPC clients of the other service's peer service (`nis.v1.StudentPeerService`,
+//! `nis.v1.CoursePeerService`, not the public API), adapters of the core's [`Peer`] port: "the
+//! students of course c" and "does student s exist" are asked of students, the mirrored
+//! questions of courses. Every call has a deadline; a peer that is down, slow or answers with
+//! an error status is `Unavailable` (503 / `UNAVAILABLE`), never a hang (docs/behaviour.md §3).
 
 use std::time::Duration;
 
 use nis_core::{Context, Error, Page, peer::Peer, request_id};
-use tonic::{Request, transport::Channel, transport::Endpoint};
+use tonic::{Request, Response, Status, transport::Channel, transport::Endpoint};
 
 use crate::proto::v1::{
-    self as pb, course_service_client::CourseServiceClient,
-    student_service_client::StudentServiceClient,
+    self as pb, course_peer_service_client::CoursePeerServiceClient,
+    student_peer_service_client::StudentPeerServiceClient,
 };
 
 fn channel(url: &str, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
@@ -19,6 +21,7 @@ fn channel(url: &str, timeout: Duration) -> Result<Channel, tonic::transport::Er
         .connect_lazy())
 }
 
+/// A request carrying the caller's request id, so both services log the same one.
 fn request<T>(ctx: &Context, message: T) -> Request<T> {
     let mut request = Request::new(message);
     if let Ok(value) = ctx.request_id.parse() {
@@ -27,7 +30,7 @@ fn request<T>(ctx: &Context, message: T) -> Request<T> {
     request
 }
 
-fn unavailable(peer: &str, status: tonic::Status) -> Error {
+fn unavailable(peer: &str, status: Status) -> Error {
     Error::unavailable_because(format!("the {peer} service did not answer"), status)
 }
 
@@ -38,17 +41,33 @@ fn page(page: Page) -> Option<pb::Page> {
     })
 }
 
+/// What an existence check answered: `Ok` if the peer has entity `id` (a `singular` such as
+/// "course"), `NotFound` if it has not, `Unavailable` if it did not answer.
+fn existence(
+    peer: &str,
+    singular: &str,
+    id: &str,
+    answer: Result<Response<pb::ExistsResponse>, Status>,
+) -> Result<(), Error> {
+    match answer {
+        Ok(response) if response.get_ref().exists => Ok(()),
+        Ok(_) => Err(Error::NotFound(format!("{singular} {id} not found"))),
+        Err(status) => Err(unavailable(peer, status)),
+    }
+}
+
 /// The students service, as courses sees it.
 #[derive(Debug, Clone)]
 pub struct StudentsPeer {
-    client: StudentServiceClient<Channel>,
+    client: StudentPeerServiceClient<Channel>,
 }
 
 impl StudentsPeer {
-    /// A client of the students gRPC API at `url`; connects on first use.
+    /// A client of the students peer service at `url`, each call bounded by `timeout`;
+    /// connects on first use.
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
         Ok(Self {
-            client: StudentServiceClient::new(channel(url, timeout)?),
+            client: StudentPeerServiceClient::new(channel(url, timeout)?),
         })
     }
 }
@@ -67,24 +86,38 @@ impl Peer for StudentsPeer {
             page: self::page(page),
         };
         let mut client = self.client.clone();
-        match client.list_students_by_course(request(ctx, message)).await {
+        match client
+            .list_students_linking_course(request(ctx, message))
+            .await
+        {
             Ok(response) => Ok(response.into_inner().students),
             Err(status) => Err(unavailable("students", status)),
         }
+    }
+
+    async fn ensure_exists(&self, ctx: &Context, id: &str) -> Result<(), Error> {
+        let message = pb::StudentExistsRequest { id: id.to_owned() };
+        let answer = self
+            .client
+            .clone()
+            .student_exists(request(ctx, message))
+            .await;
+        existence("students", "student", id, answer)
     }
 }
 
 /// The courses service, as students sees it.
 #[derive(Debug, Clone)]
 pub struct CoursesPeer {
-    client: CourseServiceClient<Channel>,
+    client: CoursePeerServiceClient<Channel>,
 }
 
 impl CoursesPeer {
-    /// A client of the courses gRPC API at `url`; connects on first use.
+    /// A client of the courses peer service at `url`, each call bounded by `timeout`;
+    /// connects on first use.
     pub fn connect(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
         Ok(Self {
-            client: CourseServiceClient::new(channel(url, timeout)?),
+            client: CoursePeerServiceClient::new(channel(url, timeout)?),
         })
     }
 }
@@ -103,9 +136,22 @@ impl Peer for CoursesPeer {
             page: self::page(page),
         };
         let mut client = self.client.clone();
-        match client.list_courses_by_student(request(ctx, message)).await {
+        match client
+            .list_courses_linking_student(request(ctx, message))
+            .await
+        {
             Ok(response) => Ok(response.into_inner().courses),
             Err(status) => Err(unavailable("courses", status)),
         }
+    }
+
+    async fn ensure_exists(&self, ctx: &Context, id: &str) -> Result<(), Error> {
+        let message = pb::CourseExistsRequest { id: id.to_owned() };
+        let answer = self
+            .client
+            .clone()
+            .course_exists(request(ctx, message))
+            .await;
+        existence("courses", "course", id, answer)
     }
 }

@@ -6,7 +6,7 @@
 pub mod cli;
 mod queue;
 
-use std::{net::SocketAddr, time::Duration};
+use std::{convert::Infallible, net::SocketAddr, time::Duration};
 
 use actix_web::web;
 use nis_cache::RedisCache;
@@ -31,7 +31,12 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_stream::wrappers::TcpListenerStream;
-use tonic::transport::server::Router;
+use tonic::{
+    body::Body,
+    codegen::{Service as TowerService, http},
+    server::NamedService,
+    service::Routes,
+};
 use tonic_health::{ServingStatus, server::HealthReporter};
 
 pub use queue::Queue;
@@ -103,20 +108,54 @@ impl Running {
 /// The service of entity `E` as it runs, decorated: what HTTP, gRPC and the consumer call.
 pub type Service<S> = Stack<Core<S>, RedisCache>;
 
+/// The gRPC services a port serves besides health and reflection (a service's public API and
+/// its peer service), each with its name: gRPC health reports every name, reflection lists
+/// exactly these (docs/behaviour.md §4). The name is taken from the tonic service itself, so
+/// what is served and what is listed cannot drift apart.
+#[derive(Default)]
+pub struct GrpcServices {
+    routes: Routes,
+    names: Vec<&'static str>,
+}
+
+impl GrpcServices {
+    /// These services and `service`.
+    #[must_use]
+    pub fn add_service<T>(mut self, service: T) -> Self
+    where
+        T: TowerService<http::Request<Body>, Response = http::Response<Body>, Error = Infallible>
+            + NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        T::Future: Send + 'static,
+    {
+        self.routes = self.routes.add_service(service);
+        self.names.push(T::NAME);
+        self
+    }
+
+    /// The fully qualified names of the services, in the order they were added.
+    pub fn names(&self) -> &[&'static str] {
+        &self.names
+    }
+}
+
 /// Starts the service of entity `E` over `store`, the one composition both services share:
 ///
 /// 1. the core over `store`, its link changes published to NATS JetStream by the outbox relay;
 /// 2. around it, the Redis cache, then metrics, then logging ([`decorators::stack`]);
-/// 3. in front, the HTTP API (cross queries answered by `peer`), the gRPC API (`grpc` adds the
-///    entity's tonic service, named `grpc_service`) and the consumer of the peer's link
-///    changes, all calling the decorated core;
+/// 3. in front, the HTTP API (cross queries asking `peer`), the gRPC services `grpc`
+///    makes of the decorated service and `peer` (the public API, whose cross queries ask the
+///    peer too, and the peer service the other service calls) and the consumer of the peer's
+///    link changes, all calling the decorated core;
 /// 4. readiness from the store, the cache and the queue, which gRPC health follows.
 pub async fn start_entity_service<E, S, P>(
     settings: &ServiceSettings,
     store: S,
     peer: P,
-    grpc: impl FnOnce(Router, Service<S>) -> Router,
-    grpc_service: &'static str,
+    grpc: impl FnOnce(Service<S>, P) -> GrpcServices,
 ) -> Result<Running, StartError>
 where
     E: JsonEntity,
@@ -135,18 +174,17 @@ where
     let (jetstream, topology, consumed) = (queue.jetstream(), queue.topology(), service.clone());
     workers.spawn(|stop| consumer::run::<E, _>(jetstream, topology, consumed, stop));
 
-    let http = service.clone();
+    let (http, http_peer) = (service.clone(), peer.clone());
     serve(
         settings,
         readiness::<E, _>(&store, &cache, &queue),
         move |api| {
             api.service(nis_http::entity_scope::<E, _, _>(
                 http.clone(),
-                peer.clone(),
+                http_peer.clone(),
             ));
         },
-        |router| grpc(router, service),
-        grpc_service,
+        grpc(service, peer),
         workers,
     )
     .await
@@ -175,15 +213,14 @@ pub fn readiness<E: Entity, S: EntityStore<E>>(
         })
 }
 
-/// Starts the HTTP server (probes + what `api` adds) and the gRPC server (health, reflection +
-/// what `grpc` adds; `grpc_service` names the service whose health follows readiness), with
-/// `workers` running beside them.
+/// Starts the HTTP server (probes + what `api` adds) and the gRPC server (`grpc`, whose
+/// services' health follows readiness, then health and reflection listing exactly what the port
+/// serves), with `workers` running beside them.
 pub async fn serve(
     settings: &ServiceSettings,
     readiness: Readiness,
     api: impl Fn(&mut web::ServiceConfig) + Clone + Send + 'static,
-    grpc: impl FnOnce(Router) -> Router,
-    grpc_service: &'static str,
+    grpc: GrpcServices,
     workers: Workers,
 ) -> Result<Running, StartError> {
     let http_settings = nis_http::HttpSettings {
@@ -210,13 +247,17 @@ pub async fn serve(
         source,
     })?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    let reflection = nis_grpc::reflection().map_err(|e| StartError::setup("gRPC reflection", e))?;
-    let router = grpc(
-        tonic::transport::Server::builder()
-            .timeout(settings.store_timeout * 2)
-            .add_service(health_service)
-            .add_service(reflection),
-    );
+    // Health reports the server ("") and each service; reflection lists each service and health.
+    let served = grpc.names();
+    let health_names: Vec<&'static str> = [""].iter().chain(served).copied().collect();
+    let listed = [served, &[tonic_health::pb::health_server::SERVICE_NAME]].concat();
+    let reflection =
+        nis_grpc::reflection(&listed).map_err(|e| StartError::setup("gRPC reflection", e))?;
+    let router = tonic::transport::Server::builder()
+        .timeout(settings.store_timeout * 2)
+        .add_routes(grpc.routes)
+        .add_service(health_service)
+        .add_service(reflection);
 
     let (stop, stopped) = oneshot::channel();
     let grace = settings.shutdown_grace;
@@ -230,15 +271,15 @@ pub async fn serve(
                 let _ = grpc_stopped.await;
             },
         ));
-        let follower = tokio::spawn(follow_readiness(health.clone(), readiness, grpc_service));
+        let follower = tokio::spawn(follow_readiness(
+            health.clone(),
+            readiness,
+            health_names.clone(),
+        ));
 
         let _ = stopped.await;
         follower.abort();
-        for name in ["", grpc_service] {
-            health
-                .set_service_status(name, ServingStatus::NotServing)
-                .await;
-        }
+        set_health(&health, &health_names, ServingStatus::NotServing).await;
         let _ = grpc_stop.send(());
         http_handle.stop(true).await;
         match tokio::time::timeout(grace, grpc_task).await {
@@ -260,8 +301,16 @@ pub async fn serve(
     })
 }
 
-/// Keeps the gRPC health status of the server ("") and of the service equal to readiness.
-async fn follow_readiness(health: HealthReporter, readiness: Readiness, service: &'static str) {
+/// Sets the gRPC health status of every name in `names`.
+async fn set_health(health: &HealthReporter, names: &[&'static str], status: ServingStatus) {
+    for name in names {
+        health.set_service_status(name, status).await;
+    }
+}
+
+/// Keeps the gRPC health status of every name in `names` (the server, "", and each service)
+/// equal to readiness.
+async fn follow_readiness(health: HealthReporter, readiness: Readiness, names: Vec<&'static str>) {
     let mut last = None;
     loop {
         let ready = readiness.check().await.ready;
@@ -271,9 +320,7 @@ async fn follow_readiness(health: HealthReporter, readiness: Readiness, service:
             } else {
                 ServingStatus::NotServing
             };
-            for name in ["", service] {
-                health.set_service_status(name, status).await;
-            }
+            set_health(&health, &names, status).await;
             tracing::info!(ready, "readiness changed");
             last = Some(ready);
         }

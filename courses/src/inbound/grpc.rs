@@ -1,11 +1,13 @@
-//! The gRPC API of courses (`nis.v1.CourseService`): message conversions around the shared
-//! CRUD handlers of `nis_grpc::crud`.
+//! The gRPC services of courses (docs/behaviour.md §4): the public `nis.v1.CourseService` and
+//! `nis.v1.CoursePeerService`, which only students calls. Message conversions around the shared
+//! handlers of `nis_grpc::crud`.
 
-use nis_core::EntityService;
+use nis_core::{EntityService, peer::Peer};
 use nis_grpc::{
     context, crud,
     proto::v1::{
         self as pb,
+        course_peer_service_server::{CoursePeerService, CoursePeerServiceServer},
         course_service_server::{CourseService, CourseServiceServer},
     },
 };
@@ -13,17 +15,37 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::{Course, CourseInput};
 
-/// The gRPC adapter over the course service `S`.
+/// The public gRPC API over the course service `S`; its cross query asks students (`P`)
+/// whether the student exists.
 #[derive(Debug, Clone)]
-pub struct CourseGrpc<S> {
+pub struct CourseGrpc<S, P> {
+    service: S,
+    students: P,
+}
+
+impl<S: EntityService<Course>, P: Peer> CourseGrpc<S, P> {
+    /// The tonic service of `service`, with `students` for the cross query.
+    pub fn server(service: S, students: P) -> CourseServiceServer<Self> {
+        CourseServiceServer::new(Self { service, students })
+    }
+}
+
+/// The peer service over the course service `S`: what students asks of courses.
+#[derive(Debug, Clone)]
+pub struct CoursePeerGrpc<S> {
     service: S,
 }
 
-impl<S: EntityService<Course>> CourseGrpc<S> {
+impl<S: EntityService<Course>> CoursePeerGrpc<S> {
     /// The tonic service of `service`.
-    pub fn server(service: S) -> CourseServiceServer<Self> {
-        CourseServiceServer::new(Self { service })
+    pub fn server(service: S) -> CoursePeerServiceServer<Self> {
+        CoursePeerServiceServer::new(Self { service })
     }
+}
+
+fn courses(courses: Vec<Course>) -> Response<pb::ListCoursesResponse> {
+    let courses = courses.into_iter().map(Into::into).collect();
+    Response::new(pb::ListCoursesResponse { courses })
 }
 
 impl From<Course> for pb::Course {
@@ -61,15 +83,13 @@ fn input(
 }
 
 #[tonic::async_trait]
-impl<S: EntityService<Course>> CourseService for CourseGrpc<S> {
+impl<S: EntityService<Course>, P: Peer> CourseService for CourseGrpc<S, P> {
     async fn list_courses(
         &self,
         request: Request<pb::ListCoursesRequest>,
     ) -> Result<Response<pb::ListCoursesResponse>, Status> {
-        let courses =
-            crud::list(&self.service, &context(&request), request.into_inner().page).await?;
-        let courses = courses.into_iter().map(Into::into).collect();
-        Ok(Response::new(pb::ListCoursesResponse { courses }))
+        let list = crud::list(&self.service, &context(&request), request.into_inner().page).await?;
+        Ok(courses(list))
     }
 
     async fn get_course(
@@ -132,8 +152,30 @@ impl<S: EntityService<Course>> CourseService for CourseGrpc<S> {
     ) -> Result<Response<pb::ListCoursesResponse>, Status> {
         let ctx = context(&request);
         let r = request.into_inner();
-        let courses = crud::list_linked(&self.service, &ctx, &r.student_id, r.page).await?;
-        let courses = courses.into_iter().map(Into::into).collect();
-        Ok(Response::new(pb::ListCoursesResponse { courses }))
+        let list =
+            crud::list_by_other(&self.service, &self.students, &ctx, &r.student_id, r.page).await?;
+        Ok(courses(list))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: EntityService<Course>> CoursePeerService for CoursePeerGrpc<S> {
+    async fn list_courses_linking_student(
+        &self,
+        request: Request<pb::ListCoursesByStudentRequest>,
+    ) -> Result<Response<pb::ListCoursesResponse>, Status> {
+        let ctx = context(&request);
+        let r = request.into_inner();
+        let list = crud::list_linking(&self.service, &ctx, &r.student_id, r.page).await?;
+        Ok(courses(list))
+    }
+
+    async fn course_exists(
+        &self,
+        request: Request<pb::CourseExistsRequest>,
+    ) -> Result<Response<pb::ExistsResponse>, Status> {
+        let ctx = context(&request);
+        let exists = crud::exists(&self.service, &ctx, &request.into_inner().id).await?;
+        Ok(Response::new(pb::ExistsResponse { exists }))
     }
 }

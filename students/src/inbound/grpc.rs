@@ -1,11 +1,13 @@
-//! The gRPC API of students (`nis.v1.StudentService`): message conversions around the shared
-//! CRUD handlers of `nis_grpc::crud`.
+//! The gRPC services of students (docs/behaviour.md §4): the public `nis.v1.StudentService` and
+//! `nis.v1.StudentPeerService`, which only courses calls. Message conversions around the shared
+//! handlers of `nis_grpc::crud`.
 
-use nis_core::EntityService;
+use nis_core::{EntityService, peer::Peer};
 use nis_grpc::{
     context, crud,
     proto::v1::{
         self as pb,
+        student_peer_service_server::{StudentPeerService, StudentPeerServiceServer},
         student_service_server::{StudentService, StudentServiceServer},
     },
 };
@@ -13,17 +15,37 @@ use tonic::{Request, Response, Status};
 
 use crate::domain::{Student, StudentInput};
 
-/// The gRPC adapter over the student service `S`.
+/// The public gRPC API over the student service `S`; its cross query asks courses (`P`)
+/// whether the course exists.
 #[derive(Debug, Clone)]
-pub struct StudentGrpc<S> {
+pub struct StudentGrpc<S, P> {
+    service: S,
+    courses: P,
+}
+
+impl<S: EntityService<Student>, P: Peer> StudentGrpc<S, P> {
+    /// The tonic service of `service`, with `courses` for the cross query.
+    pub fn server(service: S, courses: P) -> StudentServiceServer<Self> {
+        StudentServiceServer::new(Self { service, courses })
+    }
+}
+
+/// The peer service over the student service `S`: what courses asks of students.
+#[derive(Debug, Clone)]
+pub struct StudentPeerGrpc<S> {
     service: S,
 }
 
-impl<S: EntityService<Student>> StudentGrpc<S> {
+impl<S: EntityService<Student>> StudentPeerGrpc<S> {
     /// The tonic service of `service`.
-    pub fn server(service: S) -> StudentServiceServer<Self> {
-        StudentServiceServer::new(Self { service })
+    pub fn server(service: S) -> StudentPeerServiceServer<Self> {
+        StudentPeerServiceServer::new(Self { service })
     }
+}
+
+fn students(students: Vec<Student>) -> Response<pb::ListStudentsResponse> {
+    let students = students.into_iter().map(Into::into).collect();
+    Response::new(pb::ListStudentsResponse { students })
 }
 
 impl From<Student> for pb::Student {
@@ -58,15 +80,13 @@ fn input(
 }
 
 #[tonic::async_trait]
-impl<S: EntityService<Student>> StudentService for StudentGrpc<S> {
+impl<S: EntityService<Student>, P: Peer> StudentService for StudentGrpc<S, P> {
     async fn list_students(
         &self,
         request: Request<pb::ListStudentsRequest>,
     ) -> Result<Response<pb::ListStudentsResponse>, Status> {
-        let students =
-            crud::list(&self.service, &context(&request), request.into_inner().page).await?;
-        let students = students.into_iter().map(Into::into).collect();
-        Ok(Response::new(pb::ListStudentsResponse { students }))
+        let list = crud::list(&self.service, &context(&request), request.into_inner().page).await?;
+        Ok(students(list))
     }
 
     async fn get_student(
@@ -118,8 +138,30 @@ impl<S: EntityService<Student>> StudentService for StudentGrpc<S> {
     ) -> Result<Response<pb::ListStudentsResponse>, Status> {
         let ctx = context(&request);
         let r = request.into_inner();
-        let students = crud::list_linked(&self.service, &ctx, &r.course_id, r.page).await?;
-        let students = students.into_iter().map(Into::into).collect();
-        Ok(Response::new(pb::ListStudentsResponse { students }))
+        let list =
+            crud::list_by_other(&self.service, &self.courses, &ctx, &r.course_id, r.page).await?;
+        Ok(students(list))
+    }
+}
+
+#[tonic::async_trait]
+impl<S: EntityService<Student>> StudentPeerService for StudentPeerGrpc<S> {
+    async fn list_students_linking_course(
+        &self,
+        request: Request<pb::ListStudentsByCourseRequest>,
+    ) -> Result<Response<pb::ListStudentsResponse>, Status> {
+        let ctx = context(&request);
+        let r = request.into_inner();
+        let list = crud::list_linking(&self.service, &ctx, &r.course_id, r.page).await?;
+        Ok(students(list))
+    }
+
+    async fn student_exists(
+        &self,
+        request: Request<pb::StudentExistsRequest>,
+    ) -> Result<Response<pb::ExistsResponse>, Status> {
+        let ctx = context(&request);
+        let exists = crud::exists(&self.service, &ctx, &request.into_inner().id).await?;
+        Ok(Response::new(pb::ExistsResponse { exists }))
     }
 }

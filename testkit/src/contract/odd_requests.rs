@@ -5,20 +5,13 @@
 use serde_json::json;
 
 use super::{Kind, id_of};
-use crate::{Api, assert_error, body};
+use crate::{Api, assert_error, body, odd_text};
 
 /// Control characters (Unicode category Cc) in any text field are 422 naming the field; line
 /// feed and tab are refused too, except inside a multi-line text.
 pub async fn control_characters_are_422(app: &Api, kind: &Kind) {
     for field in kind.text_fields {
-        for bad in [
-            "ab\u{0}cd",
-            "ab\u{7}cd",
-            "\u{1b}[31mred",
-            "ab\u{7f}cd",
-            "ab\u{85}cd",
-            "a\u{9f}bc",
-        ] {
+        for bad in odd_text::CONTROL {
             let mut entity = (kind.valid)(1);
             entity[*field] = json!(bad);
             assert_error(
@@ -30,11 +23,11 @@ pub async fn control_characters_are_422(app: &Api, kind: &Kind) {
             .await;
         }
         let mut entity = (kind.valid)(1);
-        entity[*field] = json!("line\none\ttwo");
+        entity[*field] = json!(odd_text::LINES);
         let response = app.post_json(&kind.path(""), &entity).await;
         if kind.multiline_field == Some(*field) {
             assert_eq!(response.status(), 201, "{field} keeps line feeds and tabs");
-            assert_eq!(body(response).await["data"][*field], "line\none\ttwo");
+            assert_eq!(body(response).await["data"][*field], odd_text::LINES);
         } else {
             assert_error(response, 422, "validation_failed", &[field]).await;
         }
@@ -56,12 +49,7 @@ pub async fn control_characters_are_422(app: &Api, kind: &Kind) {
 /// The bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069) are 422 naming the
 /// field; a plain right-to-left text is fine.
 pub async fn bidi_controls_are_422(app: &Api, kind: &Kind) {
-    for bad in [
-        "ab\u{202E}cd",
-        "ab\u{202A}cd",
-        "ab\u{2066}cd",
-        "ab\u{2069}cd",
-    ] {
+    for bad in odd_text::BIDI {
         let mut entity = (kind.valid)(1);
         entity[kind.text_field] = json!(bad);
         assert_error(
@@ -73,7 +61,7 @@ pub async fn bidi_controls_are_422(app: &Api, kind: &Kind) {
         .await;
     }
     let mut hebrew = (kind.valid)(1);
-    hebrew[kind.text_field] = json!("שלום עולם");
+    hebrew[kind.text_field] = json!(odd_text::RIGHT_TO_LEFT);
     assert_eq!(app.post_json(&kind.path(""), &hebrew).await.status(), 201);
 }
 

@@ -14,25 +14,49 @@ pub use cache::MemoryCache;
 pub use publisher::RecordingPublisher;
 pub use store::MemoryStore;
 
+use std::collections::BTreeSet;
+
 use crate::{error::Error, paging::Page, peer::Peer, service::Context};
 
-/// A peer that answers every cross query with the same list, or fails when told to.
+/// A peer that answers every cross query with the same list, or fails when told to. Every
+/// entity exists on it unless [`FakePeer::knowing`] names the ones that do.
 #[derive(Debug, Clone, Default)]
 pub struct FakePeer {
     answer: Option<Vec<serde_json::Value>>,
+    /// `None`: every id exists.
+    known: Option<BTreeSet<String>>,
 }
 
 impl FakePeer {
-    /// A peer that answers with `items`.
+    /// A peer that answers with `items`, on which every entity exists.
     pub fn answering(items: Vec<serde_json::Value>) -> Self {
         Self {
             answer: Some(items),
+            known: None,
         }
     }
 
     /// A peer that is down: every call is [`Error::Unavailable`].
     pub fn down() -> Self {
-        Self { answer: None }
+        Self {
+            answer: None,
+            known: None,
+        }
+    }
+
+    /// This peer with only the entities `ids` existing on it; any other is not found.
+    #[must_use]
+    pub fn knowing<I: Into<String>>(self, ids: impl IntoIterator<Item = I>) -> Self {
+        Self {
+            known: Some(ids.into_iter().map(Into::into).collect()),
+            ..self
+        }
+    }
+
+    fn up(&self) -> Result<&[serde_json::Value], Error> {
+        self.answer
+            .as_deref()
+            .ok_or_else(|| Error::unavailable("the peer service did not answer: down"))
     }
 }
 
@@ -45,15 +69,23 @@ impl Peer for FakePeer {
         _id: &str,
         page: Page,
     ) -> Result<Vec<serde_json::Value>, Error> {
-        let items = self
-            .answer
-            .clone()
-            .ok_or_else(|| Error::unavailable("the peer service did not answer: down"))?;
         let skip = usize::try_from(page.offset).unwrap_or(usize::MAX);
-        Ok(items
-            .into_iter()
+        Ok(self
+            .up()?
+            .iter()
             .skip(skip)
             .take(page.limit as usize)
+            .cloned()
             .collect())
+    }
+
+    async fn ensure_exists(&self, _ctx: &Context, id: &str) -> Result<(), Error> {
+        self.up()?;
+        match &self.known {
+            Some(known) if !known.contains(id) => {
+                Err(Error::NotFound(format!("peer entity {id} not found")))
+            }
+            _ => Ok(()),
+        }
     }
 }

@@ -1,0 +1,252 @@
+//! The transport-neutral half of the RPCs (docs/behaviour.md §4): parse what the request carries,
+//! call the service (and, for the public cross query, the peer), map errors to statuses. Each
+//! service's tonic adapters only convert their messages, so both services behave alike.
+//!
+//! - the CRUD methods of the public services: [`list`], [`get`], [`create`], [`update`],
+//!   [`delete`];
+//! - the public cross query ([`list_by_other`]): `NOT_FOUND` for an unknown entity of the other
+//!   kind, as HTTP answers 404;
+//! - what the peer services answer the other service: [`list_linking`] and [`exists`].
+
+use nis_core::{Context, Entity, EntityService, Error, Page, peer::Peer};
+use tonic::Status;
+
+use crate::{proto::v1 as pb, status};
+
+/// The page of a `List*` call: absent or limit 0 means the default limit (50).
+fn page(page: Option<pb::Page>) -> Result<Page, Error> {
+    let page = page.unwrap_or_default();
+    Page::from_grpc(page.limit, page.offset)
+}
+
+/// The page of a cross query: absent or limit 0 means the largest page, so the whole list comes
+/// back, as the HTTP cross query does without `limit` (docs/behaviour.md §3).
+fn cross_page(page: Option<pb::Page>) -> Result<Page, Error> {
+    let page = page.unwrap_or_default();
+    let limit = if page.limit == 0 {
+        Page::MAX_LIMIT
+    } else {
+        page.limit
+    };
+    Page::new(Some(limit), Some(page.offset))
+}
+
+/// The arguments of a cross query: the other kind's id as sent, then the page (each malformed
+/// one a bad request, in that order, as in HTTP).
+fn cross_args<E: Entity>(other: &str, page: Option<pb::Page>) -> Result<(E::OtherId, Page), Error> {
+    let other = other.parse::<E::OtherId>().map_err(Error::BadRequest)?;
+    Ok((other, cross_page(page)?))
+}
+
+/// List a page (`None` or limit 0 means the default limit).
+pub async fn list<E: Entity, S: EntityService<E>>(
+    service: &S,
+    ctx: &Context,
+    page: Option<pb::Page>,
+) -> Result<Vec<E>, Status> {
+    async { service.list(ctx, self::page(page)?).await }
+        .await
+        .map_err(status)
+}
+
+/// Get one entity by its id as sent.
+pub async fn get<E: Entity, S: EntityService<E>>(
+    service: &S,
+    ctx: &Context,
+    id: &str,
+) -> Result<E, Status> {
+    async { service.get(ctx, &E::parse_id(id)?).await }
+        .await
+        .map_err(status)
+}
+
+/// Validate `input` and create an entity.
+pub async fn create<E: Entity, S: EntityService<E>>(
+    service: &S,
+    ctx: &Context,
+    input: E::Input,
+) -> Result<E, Status> {
+    async { Ok(service.create(ctx, E::parse_draft(input)?).await?.value) }
+        .await
+        .map_err(status)
+}
+
+/// Validate `input` and replace entity `id` with it.
+pub async fn update<E: Entity, S: EntityService<E>>(
+    service: &S,
+    ctx: &Context,
+    id: &str,
+    input: E::Input,
+) -> Result<E, Status> {
+    async {
+        let id = E::parse_id(id)?;
+        let draft = E::parse_draft(input)?;
+        Ok(service.update(ctx, &id, draft).await?.value)
+    }
+    .await
+    .map_err(status)
+}
+
+/// Delete entity `id`.
+pub async fn delete<E: Entity, S: EntityService<E>>(
+    service: &S,
+    ctx: &Context,
+    id: &str,
+) -> Result<(), Status> {
+    async { service.delete(ctx, &E::parse_id(id)?).await.map(|_| ()) }
+        .await
+        .map_err(status)
+}
+
+/// The public cross query (`ListStudentsByCourse`, `ListCoursesByStudent`): a page of our
+/// entities that link `other`, an entity of the other kind, as HTTP's
+/// `GET /api/{other kind}/{id}/{our kind}` answers it. The other service owns `other`, so it is
+/// asked whether it exists first: unknown is `NOT_FOUND`, a peer that fails or does not answer
+/// within its deadline `UNAVAILABLE`. The list itself comes from our own (cached) service.
+pub async fn list_by_other<E: Entity, S: EntityService<E>, P: Peer>(
+    service: &S,
+    peer: &P,
+    ctx: &Context,
+    other: &str,
+    page: Option<pb::Page>,
+) -> Result<Vec<E>, Status> {
+    async {
+        let (other, page) = cross_args::<E>(other, page)?;
+        peer.ensure_exists(ctx, &other.to_string()).await?;
+        service.list_linked(ctx, &other, page).await
+    }
+    .await
+    .map_err(status)
+}
+
+/// For the peer service: a page of our entities that link `other` (an id of the other kind, as
+/// sent), with no check that `other` exists — the caller owns it and has checked.
+pub async fn list_linking<E: Entity, S: EntityService<E>>(
+    service: &S,
+    ctx: &Context,
+    other: &str,
+    page: Option<pb::Page>,
+) -> Result<Vec<E>, Status> {
+    async {
+        let (other, page) = cross_args::<E>(other, page)?;
+        service.list_linked(ctx, &other, page).await
+    }
+    .await
+    .map_err(status)
+}
+
+/// For the peer service: whether our entity `id` (as sent) exists. Asked of the service's `get`,
+/// so it is answered from the cache like any read; only "not found" is `false`, any other
+/// failure stays an error.
+pub async fn exists<E: Entity, S: EntityService<E>>(
+    service: &S,
+    ctx: &Context,
+    id: &str,
+) -> Result<bool, Status> {
+    async {
+        match service.get(ctx, &E::parse_id(id)?).await {
+            Ok(_) => Ok(true),
+            Err(Error::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+    .await
+    .map_err(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use nis_core::{
+        Core, Transport,
+        fakes::{
+            FakePeer, MemoryStore,
+            entities::{Key, MemberDraft, Pupil},
+        },
+    };
+    use tonic::Code;
+
+    use super::*;
+
+    type Pupils = Core<MemoryStore<Pupil>>;
+
+    fn ctx() -> Context {
+        Context::new(Transport::Grpc, "test")
+    }
+
+    /// The core over a store of `n` pupils (`p0`, `p1`, …), each linking the class `c1`.
+    async fn pupils_linking_c1(n: u64) -> Pupils {
+        let service = Core::new(MemoryStore::<Pupil>::new(|n| Key(format!("p{n}"))), "links");
+        for i in 0..n {
+            let draft = MemberDraft {
+                name: format!("pupil {i}"),
+                links: vec![Key("c1".into())],
+            };
+            service.create(&ctx(), draft).await.expect("create");
+        }
+        service
+    }
+
+    fn names(pupils: &[Pupil]) -> Vec<&str> {
+        pupils.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    fn limit(limit: u32, offset: u64) -> Option<pb::Page> {
+        Some(pb::Page { limit, offset })
+    }
+
+    #[tokio::test]
+    async fn the_cross_query_checks_the_other_entity_with_the_peer() {
+        let service = pupils_linking_c1(2).await;
+        let peer = FakePeer::answering(vec![]).knowing(["c1"]);
+        let found = list_by_other(&service, &peer, &ctx(), "c1", None).await;
+        assert_eq!(names(&found.expect("c1 exists")), ["pupil 0", "pupil 1"]);
+
+        let unknown = list_by_other(&service, &peer, &ctx(), "c2", None).await;
+        assert_eq!(unknown.expect_err("c2 unknown").code(), Code::NotFound);
+
+        let down = list_by_other(&service, &FakePeer::down(), &ctx(), "c1", None).await;
+        assert_eq!(down.expect_err("peer down").code(), Code::Unavailable);
+    }
+
+    #[tokio::test]
+    async fn a_malformed_cross_query_is_rejected_before_the_peer_is_asked() {
+        let service = pupils_linking_c1(0).await;
+        let down = FakePeer::down();
+        for (other, page) in [("not a key", None), ("c1", limit(501, 0))] {
+            let answer = list_by_other(&service, &down, &ctx(), other, page).await;
+            assert_eq!(answer.expect_err("malformed").code(), Code::InvalidArgument);
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_limit_a_cross_query_is_the_whole_list() {
+        let service = pupils_linking_c1(Page::DEFAULT_LIMIT as u64 + 1).await;
+        let peer = FakePeer::answering(vec![]);
+        let whole = Page::DEFAULT_LIMIT as usize + 1;
+        for page in [None, limit(0, 0)] {
+            let all = list_by_other(&service, &peer, &ctx(), "c1", page).await;
+            assert_eq!(all.expect("list").len(), whole);
+            let linking = list_linking(&service, &ctx(), "c1", page).await;
+            assert_eq!(linking.expect("list").len(), whole);
+        }
+        let paged = list_by_other(&service, &peer, &ctx(), "c1", limit(1, 2)).await;
+        assert_eq!(names(&paged.expect("page")), ["pupil 2"]);
+    }
+
+    #[tokio::test]
+    async fn the_peer_service_lists_without_an_existence_check_and_answers_existence() {
+        let service = pupils_linking_c1(1).await;
+        let linking = list_linking(&service, &ctx(), "c1", None).await;
+        assert_eq!(names(&linking.expect("list")), ["pupil 0"]);
+        let nobody = list_linking(&service, &ctx(), "unknown", None).await;
+        assert!(nobody.expect("an unknown id is an empty list").is_empty());
+
+        assert!(exists(&service, &ctx(), "p0").await.expect("exists"));
+        assert!(!exists(&service, &ctx(), "p9").await.expect("exists"));
+        let malformed = exists(&service, &ctx(), "not a key").await;
+        assert_eq!(
+            malformed.expect_err("malformed").code(),
+            Code::InvalidArgument
+        );
+    }
+}
