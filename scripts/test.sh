@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make test: make sure PostgreSQL, Redis and NATS run (starting what is
-# missing), check formatting and clippy, then run every test with nextest.
+# missing) and schemathesis is installed (scripts/fuzz.sh), check formatting
+# and clippy, then run every test with nextest.
 # Tests get the servers from NIS_TEST_* (each test makes its own database,
 # key prefix and stream prefix); set them in the environment or .env to use
 # other servers. Exits non-zero on any failure.
@@ -40,6 +41,7 @@ export NIS_TEST_MONGODB_URI
 "$NIS_ROOT/scripts/lint.sh"
 bash "$NIS_ROOT/scripts/deploy-checks.sh"   # also installs prometheus, which e2e's monitoring test runs
 export NIS_TEST_PROMETHEUS=${NIS_TEST_PROMETHEUS:-$(command -v prometheus)}
+"$NIS_ROOT/scripts/fuzz.sh" ensure >/dev/null   # schemathesis, which e2e's fuzz test runs
 
 if ! cargo nextest --version >/dev/null 2>&1; then
   log "cargo-nextest missing: cargo install --locked cargo-nextest"

@@ -4,6 +4,7 @@
 
 mod convergence;
 mod failures;
+mod fuzz;
 mod grpc_parity;
 mod messages;
 mod monitoring;
