@@ -197,6 +197,11 @@ async fn errors_map_to_grpc_codes() {
     app.stop().await;
 }
 
+/// The ids of the courses a list call answered, in order.
+fn ids(list: pb::ListCoursesResponse) -> Vec<String> {
+    list.courses.into_iter().map(|c| c.id).collect()
+}
+
 /// `ListCoursesByStudent` as the shared checks call it: the ids of the courses it lists.
 fn by_student(
     client: CourseServiceClient<Channel>,
@@ -205,12 +210,7 @@ fn by_student(
         let page = page.map(|(limit, offset)| pb::Page { limit, offset });
         let request = pb::ListCoursesByStudentRequest { student_id, page };
         let answer = client.clone().list_courses_by_student(request).await?;
-        Ok(answer
-            .into_inner()
-            .courses
-            .into_iter()
-            .map(|c| c.id)
-            .collect())
+        Ok(ids(answer.into_inner()))
     }
 }
 
@@ -262,12 +262,7 @@ async fn the_peer_service_lists_the_courses_of_a_student_and_tells_which_exist()
             page: None,
         };
         let answer = peer.clone().list_courses_linking_student(request).await?;
-        Ok(answer
-            .into_inner()
-            .courses
-            .into_iter()
-            .map(|c| c.id)
-            .collect())
+        Ok(ids(answer.into_inner()))
     };
     let exists = async |id| {
         let answer = peer

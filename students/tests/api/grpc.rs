@@ -195,6 +195,11 @@ async fn errors_map_to_grpc_codes() {
     app.stop().await;
 }
 
+/// The ids of the students a list call answered, in order.
+fn ids(list: pb::ListStudentsResponse) -> Vec<String> {
+    list.students.into_iter().map(|s| s.id).collect()
+}
+
 /// `ListStudentsByCourse` as the shared checks call it: the ids of the students it lists.
 fn by_course(
     client: StudentServiceClient<Channel>,
@@ -203,12 +208,7 @@ fn by_course(
         let page = page.map(|(limit, offset)| pb::Page { limit, offset });
         let request = pb::ListStudentsByCourseRequest { course_id, page };
         let answer = client.clone().list_students_by_course(request).await?;
-        Ok(answer
-            .into_inner()
-            .students
-            .into_iter()
-            .map(|s| s.id)
-            .collect())
+        Ok(ids(answer.into_inner()))
     }
 }
 
@@ -260,12 +260,7 @@ async fn the_peer_service_lists_the_students_of_a_course_and_tells_which_exist()
             page: None,
         };
         let answer = peer.clone().list_students_linking_course(request).await?;
-        Ok(answer
-            .into_inner()
-            .students
-            .into_iter()
-            .map(|s| s.id)
-            .collect())
+        Ok(ids(answer.into_inner()))
     };
     let exists = async |id| {
         let answer = peer
