@@ -190,15 +190,21 @@ pub async fn assert_peer_service(
 
 /// The character rule over gRPC, as HTTP checks it (docs/behaviour.md §2): `create(field,
 /// value)` creates an entity whose text `field` is `value` and the rest valid. Control characters
-/// and bidi controls in any of `text_fields` are `INVALID_ARGUMENT` with one field violation
-/// naming the field; line feed and tab are accepted only in `multiline_field`.
+/// and bidi controls in any of `text_fields`, and 10,000-character texts, are `INVALID_ARGUMENT`
+/// with one field violation naming the field; line feed and tab are accepted only in
+/// `multiline_field`.
 pub async fn assert_text_rule(
     mut create: impl AsyncFnMut(&str, String) -> Result<(), Status>,
     text_fields: &[&str],
     multiline_field: Option<&str>,
 ) {
     for field in text_fields {
-        for bad in odd_text::CONTROL.iter().chain(odd_text::BIDI) {
+        let long = "x".repeat(10_000);
+        for bad in odd_text::CONTROL
+            .iter()
+            .chain(odd_text::BIDI)
+            .chain([&long.as_str()])
+        {
             let answer = create(field, (*bad).to_owned()).await;
             assert_violation(answer, field, bad);
         }
