@@ -49,6 +49,18 @@ pub enum Undecodable {
 }
 
 impl LinkEvent {
+    /// How long ago the change was recorded: its id is a UUIDv7, whose first 48 bits are the
+    /// recording time in milliseconds. `None` for an id that carries no time, or a time ahead of
+    /// this clock.
+    pub fn age(&self) -> Option<std::time::Duration> {
+        let (secs, nanos) = uuid::Uuid::parse_str(&self.id)
+            .ok()?
+            .get_timestamp()?
+            .to_unix();
+        let recorded = std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos);
+        std::time::SystemTime::now().duration_since(recorded).ok()
+    }
+
     /// The JSON payload.
     pub fn encode(&self) -> Vec<u8> {
         serde_json::to_vec(self).unwrap_or_default()
@@ -71,6 +83,16 @@ impl LinkEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_age_comes_from_the_uuid_v7_id() {
+        let mut fresh = event();
+        fresh.id = uuid::Uuid::now_v7().to_string();
+        let age = fresh.age().expect("a v7 id has a time");
+        assert!(age < std::time::Duration::from_secs(60), "{age:?}");
+        fresh.id = uuid::Uuid::new_v4().to_string();
+        assert_eq!(fresh.age(), None, "a v4 id has no time");
+    }
 
     fn event() -> LinkEvent {
         LinkEvent {

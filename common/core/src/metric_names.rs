@@ -11,5 +11,8 @@ pub const CACHE_LOOKUPS_TOTAL: &str = "nis_cache_lookups_total";
 pub const EVENTS_PUBLISHED_TOTAL: &str = "nis_events_published_total";
 /// Events consumed by `service`, `subject`, `outcome`.
 pub const EVENTS_CONSUMED_TOTAL: &str = "nis_events_consumed_total";
+/// Time from recording a link change (its event id is a UUIDv7) to applying it on the other
+/// side, by the applying `service`.
+pub const LINK_PROPAGATION: &str = "nis_link_propagation_seconds";
 /// Relation changes recorded but not yet published, by `service`.
 pub const OUTBOX_PENDING: &str = "nis_outbox_pending";

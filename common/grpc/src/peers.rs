@@ -14,11 +14,24 @@ use crate::proto::v1::{
     student_peer_service_client::StudentPeerServiceClient,
 };
 
-fn channel(url: &str, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(url.to_owned())?
-        .connect_timeout(timeout)
-        .timeout(timeout)
-        .connect_lazy())
+/// A lazily connecting channel to `urls`: one URL, or several separated by commas (the
+/// replicas of the other service, e.g. under `make up REPLICAS=2`), between which calls are
+/// balanced; a replica that does not answer is left out until it does.
+fn channel(urls: &str, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
+    let endpoints = urls
+        .split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(|url| {
+            Ok(Endpoint::from_shared(url.to_owned())?
+                .connect_timeout(timeout)
+                .timeout(timeout))
+        })
+        .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
+    Ok(match <[Endpoint; 1]>::try_from(endpoints) {
+        Ok([one]) => one.connect_lazy(),
+        Err(many) => Channel::balance_list(many.into_iter()),
+    })
 }
 
 /// A request carrying the caller's request id, so both services log the same one.

@@ -13,7 +13,7 @@ use nis_core::{
     Context, Entity, EntityService, Error, IncomingLink, Transport,
     links::Outcome,
     message::{DEAD_LETTER_REASON_HEADER, LinkEvent, ORIGINAL_SUBJECT_HEADER, REQUEST_ID_HEADER},
-    metric_names::EVENTS_CONSUMED_TOTAL,
+    metric_names::{EVENTS_CONSUMED_TOTAL, LINK_PROPAGATION},
 };
 
 use crate::topology::{MAX_DELIVER, Topology};
@@ -165,6 +165,13 @@ async fn handle<E: Entity, S: EntityService<E>>(
     match disposition(applied.as_ref().map(|w| w.value), delivered) {
         Disposition::Ack(outcome) => {
             count(E::KIND, &subject, outcome.label());
+            if outcome == Outcome::Applied
+                && let Some(lag) = event.age()
+            {
+                metrics::histogram!(LINK_PROPAGATION, "service" => E::KIND)
+                    .record(lag.as_secs_f64());
+                tracing::debug!(event = %event.id, lag_ms = lag.as_millis(), "link change applied");
+            }
             if let Err(e) = message.ack().await {
                 tracing::warn!(error = %e, event = %event.id, "ack failed; the change will be redelivered (harmless)");
             }

@@ -5,8 +5,8 @@ use std::{str::FromStr, sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use nis_core::metric_names::{
-    CACHE_LOOKUPS_TOTAL, EVENTS_CONSUMED_TOTAL, EVENTS_PUBLISHED_TOTAL, OUTBOX_PENDING,
-    REQUEST_DURATION, REQUESTS_TOTAL,
+    CACHE_LOOKUPS_TOTAL, EVENTS_CONSUMED_TOTAL, EVENTS_PUBLISHED_TOTAL, LINK_PROPAGATION,
+    OUTBOX_PENDING, REQUEST_DURATION, REQUESTS_TOTAL,
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -65,6 +65,12 @@ pub fn metrics() -> PrometheusHandle {
         .get_or_init(|| {
             let handle = PrometheusBuilder::new()
                 .set_buckets_for_metric(Matcher::Full(REQUEST_DURATION.to_owned()), LATENCY_BUCKETS)
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(LINK_PROPAGATION.to_owned()),
+                        LATENCY_BUCKETS,
+                    )
+                })
                 .and_then(|b| b.install_recorder())
                 .unwrap_or_else(|e| {
                     // Only fails if another recorder was installed first: a programming error.
@@ -89,6 +95,11 @@ fn describe_metrics() {
     metrics::describe_counter!(
         EVENTS_CONSUMED_TOTAL,
         "Relation events consumed, by outcome"
+    );
+    metrics::describe_histogram!(
+        LINK_PROPAGATION,
+        metrics::Unit::Seconds,
+        "Time from recording a link change to applying it on the other side"
     );
     metrics::describe_gauge!(
         OUTBOX_PENDING,
