@@ -10,7 +10,7 @@ help: ## Show this help
 	@echo "Targets:"
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z]+):.*## /  make \1\t/' | expand -t 16
 
-up: ## Start PostgreSQL/Redis/NATS if missing, build, start the services, wait until ready
+up: ## Start PostgreSQL/Redis/NATS if missing, build, start the services (REPLICAS=N processes each, default 1), wait until ready
 	@bash scripts/up.sh
 
 down: ## Stop the services and the servers that make up/test started (nothing else)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# make up: start PostgreSQL, Redis and NATS where missing, create the
-# database, build the workspace and start the services in the background.
-# Returns once every service answers /readyz, and prints where they listen.
+# make up [REPLICAS=N]: start PostgreSQL, Redis and NATS where missing, create
+# the database, build the workspace and start N processes (replicas, default 1,
+# at most 10) of each service in the background, all on the same databases,
+# Redis and NATS. Replica i listens on the configured ports + i - 1; each asks
+# every replica of the other service (a comma-separated peer URL list).
+# Returns once every replica answers /readyz, and prints where they listen.
 # Configuration: defaults below < .env at the repo root < the environment.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -24,6 +27,8 @@ export REDIS_URL NATS_URL NIS_PREFIX LOG_FORMAT
 : "${COURSES_GRPC_ADDR:=127.0.0.1:50010}"
 
 READY_TIMEOUT=${NIS_READY_TIMEOUT:-90}
+REPLICAS=${REPLICAS:-1}
+[[ $REPLICAS =~ ^([1-9]|10)$ ]] || die "REPLICAS must be 1..10, got '$REPLICAS'"
 
 # ensure_pg_database URL: create URL's database if missing (server from URL).
 ensure_pg_database() {
@@ -51,14 +56,34 @@ target_dir() {
 
 SUMMARY=()
 
-# start_service NAME HTTP_ADDR GRPC_ADDR [VAR=value ...]
-# Start $TARGET/debug/NAME in the background (pidfile .run/NAME.pid, log
-# .run/NAME.log) with the shared environment, HTTP_ADDR, GRPC_ADDR and the
+# replica_addr ADDR I: ADDR (host:port) with the port moved up by I - 1.
+replica_addr() {
+  local addr=$1 i=$2
+  echo "${addr%:*}:$(( ${addr##*:} + i - 1 ))"
+}
+
+# peer_urls GRPC_ADDR: the gRPC URLs of every replica of a service, comma-separated.
+peer_urls() {
+  local i urls=()
+  for (( i = 1; i <= REPLICAS; i++ )); do
+    urls+=("http://$(replica_addr "${1/#0.0.0.0:/127.0.0.1:}" "$i")")
+  done
+  (IFS=,; echo "${urls[*]}")
+}
+
+# replica_name SERVICE I: the first replica keeps the plain name (students.pid, students.log).
+replica_name() {
+  if (( $2 == 1 )); then echo "$1"; else echo "$1-$2"; fi
+}
+
+# start_service BINARY NAME HTTP_ADDR GRPC_ADDR [VAR=value ...]
+# Start $TARGET/debug/BINARY in the background as NAME (pidfile .run/NAME.pid,
+# log .run/NAME.log) with the shared environment, HTTP_ADDR, GRPC_ADDR and the
 # given variables, unless it already runs. Then wait for http://HTTP_ADDR/readyz.
 start_service() {
-  local name=$1 http=$2 grpc=$3; shift 3
+  local binary=$1 name=$2 http=$3 grpc=$4; shift 4
   local pidfile=$NIS_RUN_DIR/$name.pid log=$NIS_RUN_DIR/$name.log
-  local bin=$TARGET/debug/$name pid url
+  local bin=$TARGET/debug/$binary pid url
   url=http://${http/#0.0.0.0:/127.0.0.1:}/readyz
   if pid=$(pidfile_alive "$pidfile"); then
     log "$name: already running (pid $pid); 'make down' first to restart it with a new build"
@@ -84,7 +109,7 @@ start_service() {
     die "$name exited before it was ready (see the log above)"
   fi
   log "$name: ready"
-  SUMMARY+=("$(printf '%-9s HTTP http://%-16s gRPC %-16s pid %-7s log %s' \
+  SUMMARY+=("$(printf '%-10s HTTP http://%-16s gRPC %-16s pid %-7s log %s' \
     "$name" "$http" "$grpc" "$pid" "${log#"$NIS_ROOT"/}")")
 }
 
@@ -104,13 +129,17 @@ log "initializer: creating or updating the JetStream streams"
 "$TARGET/debug/initializer" >>"$NIS_RUN_DIR/initializer.log" 2>&1 \
   || { tail -n 20 "$NIS_RUN_DIR/initializer.log" >&2; die "the initializer failed (log: .run/initializer.log)"; }
 
-# One line per service; each reaches the other over gRPC for the cross queries.
-start_service students "$STUDENTS_HTTP_ADDR" "$STUDENTS_GRPC_ADDR" DATABASE_URL="$DATABASE_URL" \
-  COURSES_GRPC_URL="http://${COURSES_GRPC_ADDR/#0.0.0.0:/127.0.0.1:}"
 # courses: on MONGODB_URI when set, else on a MongoDB-compatible test server (scripts/mongo.sh).
 MONGODB_URI=${MONGODB_URI:-$("$NIS_ROOT/scripts/mongo.sh" start)}
-start_service courses "$COURSES_HTTP_ADDR" "$COURSES_GRPC_ADDR" MONGODB_URI="$MONGODB_URI" \
-  STUDENTS_GRPC_URL="http://${STUDENTS_GRPC_ADDR/#0.0.0.0:/127.0.0.1:}"
+# Each replica reaches every replica of the other service over gRPC for the cross queries.
+for (( i = 1; i <= REPLICAS; i++ )); do
+  start_service students "$(replica_name students "$i")" \
+    "$(replica_addr "$STUDENTS_HTTP_ADDR" "$i")" "$(replica_addr "$STUDENTS_GRPC_ADDR" "$i")" \
+    DATABASE_URL="$DATABASE_URL" COURSES_GRPC_URL="$(peer_urls "$COURSES_GRPC_ADDR")"
+  start_service courses "$(replica_name courses "$i")" \
+    "$(replica_addr "$COURSES_HTTP_ADDR" "$i")" "$(replica_addr "$COURSES_GRPC_ADDR" "$i")" \
+    MONGODB_URI="$MONGODB_URI" STUDENTS_GRPC_URL="$(peer_urls "$STUDENTS_GRPC_ADDR")"
+done
 
 echo
 echo "nis is up:"
