@@ -10,10 +10,14 @@ use testkit::{TestService, body};
 
 /// Both services of one system.
 pub struct System {
-    /// The courses service.
+    /// The courses service (its first replica).
     pub courses: TestService,
-    /// The students service.
+    /// The students service (its first replica).
     pub students: TestService,
+    /// The other replicas of courses, on the same store, cache and queue.
+    pub more_courses: Vec<TestService>,
+    /// The other replicas of students, on the same store, cache and queue.
+    pub more_students: Vec<TestService>,
     /// The system's prefix (streams, subjects, Redis keys).
     pub prefix: String,
 }
@@ -22,15 +26,16 @@ fn addr(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
 }
 
-fn settings(
-    prefix: &str,
-    http: u16,
-    grpc: u16,
-    peer_grpc: u16,
-    dead_redis: bool,
-) -> ServiceSettings {
-    let mut settings =
-        testkit::settings_with_peer(prefix, dead_redis, &format!("http://127.0.0.1:{peer_grpc}"));
+/// The ports of one replica: (HTTP, gRPC).
+type Ports = (u16, u16);
+
+fn settings(prefix: &str, (http, grpc): Ports, peers: &[Ports]) -> ServiceSettings {
+    // Every replica asks all replicas of the other service (a comma-separated URL list).
+    let peer_urls: Vec<String> = peers
+        .iter()
+        .map(|(_, grpc)| format!("http://127.0.0.1:{grpc}"))
+        .collect();
+    let mut settings = testkit::settings_with_peer(prefix, false, &peer_urls.join(","));
     settings.http_addr = addr(http);
     settings.grpc_addr = addr(grpc);
     settings
@@ -45,6 +50,8 @@ pub struct Options {
     pub redis_url: Option<String>,
     /// Skip the initializer: the streams do not exist.
     pub without_streams: bool,
+    /// Processes of each service (0 is taken as 1).
+    pub replicas: usize,
 }
 
 impl System {
@@ -59,7 +66,13 @@ impl System {
         if !options.without_streams {
             testkit::queue::create_streams_at(options.nats_url.as_deref(), &prefix).await;
         }
-        let [c_http, c_grpc, s_http, s_grpc] = [(); 4].map(|()| testkit::process::free_port());
+        let replicas = options.replicas.max(1);
+        let ports = || -> Vec<Ports> {
+            (0..replicas)
+                .map(|_| (testkit::process::free_port(), testkit::process::free_port()))
+                .collect()
+        };
+        let (students_ports, courses_ports) = (ports(), ports());
         let adjust = |mut s: ServiceSettings| {
             if let Some(url) = &options.nats_url {
                 s.nats_url.clone_from(url);
@@ -71,42 +84,76 @@ impl System {
         };
 
         let database = testkit::stores::create_postgres_database("students_test").await;
-        let students_config = students::config::Config {
-            service: adjust(settings(&prefix, s_http, s_grpc, c_grpc, false)),
-            database_url: Secret::new(format!("{}/{database}", testkit::postgres_url())),
-            database_max_connections: 10,
-        };
         let mongo_database = testkit::unique_name("courses_test");
-        let courses_config = courses::config::Config {
-            service: adjust(settings(&prefix, c_http, c_grpc, s_grpc, false)),
-            mongodb_uri: Secret::new(testkit::mongodb_uri()),
-            mongodb_database: mongo_database.clone(),
-        };
-        let students = students::app::start(&students_config)
-            .await
-            .expect("students starts");
-        let courses = courses::app::start(&courses_config)
-            .await
-            .expect("courses starts");
+        let mut students = Vec::new();
+        let mut courses = Vec::new();
+        for (n, (own_students, own_courses)) in
+            students_ports.iter().zip(&courses_ports).enumerate()
+        {
+            let students_config = students::config::Config {
+                service: adjust(settings(&prefix, *own_students, &courses_ports)),
+                database_url: Secret::new(format!("{}/{database}", testkit::postgres_url())),
+                database_max_connections: 10,
+            };
+            let courses_config = courses::config::Config {
+                service: adjust(settings(&prefix, *own_courses, &students_ports)),
+                mongodb_uri: Secret::new(testkit::mongodb_uri()),
+                mongodb_database: mongo_database.clone(),
+            };
+            let running_students = students::app::start(&students_config)
+                .await
+                .expect("students starts");
+            let running_courses = courses::app::start(&courses_config)
+                .await
+                .expect("courses starts");
+            // The first replica drops the stores when it stops (after the others).
+            let (drop_students, drop_courses): (BoxFuture, BoxFuture) = if n == 0 {
+                (
+                    Box::pin(testkit::stores::drop_postgres_database(database.clone())),
+                    Box::pin(testkit::stores::drop_mongo_database(mongo_database.clone())),
+                )
+            } else {
+                (Box::pin(async {}), Box::pin(async {}))
+            };
+            students.push(TestService::new(
+                running_students,
+                prefix.clone(),
+                drop_students,
+            ));
+            courses.push(TestService::new(
+                running_courses,
+                prefix.clone(),
+                drop_courses,
+            ));
+        }
+        let (students, more_students) = first_and_rest(students);
+        let (courses, more_courses) = first_and_rest(courses);
         Self {
-            students: TestService::new(
-                students,
-                prefix.clone(),
-                Box::pin(testkit::stores::drop_postgres_database(database)),
-            ),
-            courses: TestService::new(
-                courses,
-                prefix.clone(),
-                Box::pin(testkit::stores::drop_mongo_database(mongo_database)),
-            ),
+            students,
+            courses,
+            more_students,
+            more_courses,
             prefix,
         }
     }
 
-    /// Stops both services and removes their stores, keys and streams.
+    /// Stops every replica of both services and removes their stores, keys and streams.
     pub async fn stop(self) {
+        for replica in self.more_courses.into_iter().chain(self.more_students) {
+            replica.stop().await;
+        }
         self.courses.stop().await;
         self.students.stop().await;
+    }
+
+    /// Every replica of students, the first one first.
+    pub fn students_replicas(&self) -> impl Iterator<Item = &TestService> {
+        std::iter::once(&self.students).chain(&self.more_students)
+    }
+
+    /// Every replica of courses, the first one first.
+    pub fn courses_replicas(&self) -> impl Iterator<Item = &TestService> {
+        std::iter::once(&self.courses).chain(&self.more_courses)
     }
 
     /// Creates a student; returns its id.
@@ -201,6 +248,13 @@ impl System {
             .collect();
         pairs_from_courses == pairs_from_students
     }
+}
+
+type BoxFuture = std::pin::Pin<Box<dyn Future<Output = ()> + Send>>;
+
+fn first_and_rest(mut replicas: Vec<TestService>) -> (TestService, Vec<TestService>) {
+    let first = replicas.remove(0);
+    (first, replicas)
 }
 
 /// The `id` of an entity's JSON.

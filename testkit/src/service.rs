@@ -177,6 +177,14 @@ impl TestService {
             .expect("gRPC connect")
     }
 
+    /// Stops the service as a process would stop (graceful), leaving its store, keys and streams
+    /// to the other replicas.
+    pub async fn stop_replica(mut self) {
+        if let Some(running) = self.running.take() {
+            running.stop().await;
+        }
+    }
+
     /// Stops the service gracefully and removes its database and Redis keys.
     pub async fn stop(mut self) {
         if let Some(running) = self.running.take() {

@@ -4,34 +4,81 @@
 //! questions of courses. Every call has a deadline; a peer that is down, slow or answers with
 //! an error status is `Unavailable` (503 / `UNAVAILABLE`), never a hang (docs/behaviour.md §3).
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
+    time::Duration,
+};
 
 use nis_core::{Context, Error, Page, peer::Peer, request_id};
-use tonic::{Request, Response, Status, transport::Channel, transport::Endpoint};
+use tonic::{Code, Request, Response, Status, transport::Channel, transport::Endpoint};
 
 use crate::proto::v1::{
     self as pb, course_peer_service_client::CoursePeerServiceClient,
     student_peer_service_client::StudentPeerServiceClient,
 };
 
-/// A lazily connecting channel to `urls`: one URL, or several separated by commas (the
-/// replicas of the other service, e.g. under `make up REPLICAS=2`), between which calls are
-/// balanced; a replica that does not answer is left out until it does.
-fn channel(urls: &str, timeout: Duration) -> Result<Channel, tonic::transport::Error> {
-    let endpoints = urls
-        .split(',')
-        .map(str::trim)
-        .filter(|url| !url.is_empty())
-        .map(|url| {
-            Ok(Endpoint::from_shared(url.to_owned())?
-                .connect_timeout(timeout)
-                .timeout(timeout))
+/// The replicas of the other service: one lazily connecting channel per URL of a
+/// comma-separated list (e.g. under `make up REPLICAS=2`; in Kubernetes one Service URL).
+/// Calls start at the next replica in turn and move on to the following one when a replica
+/// refuses or drops the connection (`UNAVAILABLE`), all within one deadline — so a replica that
+/// is gone costs a retry, not an error (docs/behaviour.md §3, "Cross queries").
+#[derive(Debug, Clone)]
+struct Replicas {
+    channels: Arc<[Channel]>,
+    next: Arc<AtomicUsize>,
+    timeout: Duration,
+}
+
+impl Replicas {
+    fn connect(urls: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
+        let channels = urls
+            .split(',')
+            .map(|url| {
+                Ok(Endpoint::from_shared(url.trim().to_owned())?
+                    .connect_timeout(timeout)
+                    .timeout(timeout)
+                    .connect_lazy())
+            })
+            .collect::<Result<Arc<[Channel]>, tonic::transport::Error>>()?;
+        Ok(Self {
+            channels,
+            next: Arc::default(),
+            timeout,
         })
-        .collect::<Result<Vec<_>, tonic::transport::Error>>()?;
-    Ok(match <[Endpoint; 1]>::try_from(endpoints) {
-        Ok([one]) => one.connect_lazy(),
-        Err(many) => Channel::balance_list(many.into_iter()),
-    })
+    }
+
+    /// `attempt` on one replica after another until one answers (anything but `UNAVAILABLE`)
+    /// or the last has been tried; the whole within the deadline.
+    async fn call<T, F, Fut>(&self, mut attempt: F) -> Result<T, Status>
+    where
+        F: FnMut(Channel) -> Fut,
+        Fut: Future<Output = Result<T, Status>>,
+    {
+        let count = self.channels.len();
+        let first = self.next.fetch_add(1, Ordering::Relaxed);
+        let tries = async {
+            let mut answer = Err(Status::unavailable("no replica to ask"));
+            for k in 0..count {
+                answer = attempt(self.channels[(first + k) % count].clone()).await;
+                match &answer {
+                    Err(status) if status.code() == Code::Unavailable => continue,
+                    _ => break,
+                }
+            }
+            answer
+        };
+        tokio::time::timeout(self.timeout, tries)
+            .await
+            .unwrap_or_else(|_| {
+                Err(Status::deadline_exceeded(format!(
+                    "no answer within {:?}",
+                    self.timeout
+                )))
+            })
+    }
 }
 
 /// A request carrying the caller's request id, so both services log the same one.
@@ -72,15 +119,15 @@ fn existence(
 /// The students service, as courses sees it.
 #[derive(Debug, Clone)]
 pub struct StudentsPeer {
-    client: StudentPeerServiceClient<Channel>,
+    replicas: Replicas,
 }
 
 impl StudentsPeer {
-    /// A client of the students peer service at `url`, each call bounded by `timeout`;
-    /// connects on first use.
-    pub fn connect(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
+    /// A client of the students peer service at `urls` (one URL, or a comma-separated list of
+    /// replicas), each call bounded by `timeout`; connects on first use.
+    pub fn connect(urls: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
         Ok(Self {
-            client: StudentPeerServiceClient::new(channel(url, timeout)?),
+            replicas: Replicas::connect(urls, timeout)?,
         })
     }
 }
@@ -98,11 +145,15 @@ impl Peer for StudentsPeer {
             course_id: id.to_owned(),
             page: self::page(page),
         };
-        let mut client = self.client.clone();
-        match client
-            .list_students_linking_course(request(ctx, message))
-            .await
-        {
+        let answer = self.replicas.call(|channel| {
+            let request = request(ctx, message.clone());
+            async move {
+                StudentPeerServiceClient::new(channel)
+                    .list_students_linking_course(request)
+                    .await
+            }
+        });
+        match answer.await {
             Ok(response) => Ok(response.into_inner().students),
             Err(status) => Err(unavailable("students", status)),
         }
@@ -111,9 +162,15 @@ impl Peer for StudentsPeer {
     async fn ensure_exists(&self, ctx: &Context, id: &str) -> Result<(), Error> {
         let message = pb::StudentExistsRequest { id: id.to_owned() };
         let answer = self
-            .client
-            .clone()
-            .student_exists(request(ctx, message))
+            .replicas
+            .call(|channel| {
+                let request = request(ctx, message.clone());
+                async move {
+                    StudentPeerServiceClient::new(channel)
+                        .student_exists(request)
+                        .await
+                }
+            })
             .await;
         existence("students", "student", id, answer)
     }
@@ -122,15 +179,15 @@ impl Peer for StudentsPeer {
 /// The courses service, as students sees it.
 #[derive(Debug, Clone)]
 pub struct CoursesPeer {
-    client: CoursePeerServiceClient<Channel>,
+    replicas: Replicas,
 }
 
 impl CoursesPeer {
-    /// A client of the courses peer service at `url`, each call bounded by `timeout`;
-    /// connects on first use.
-    pub fn connect(url: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
+    /// A client of the courses peer service at `urls` (one URL, or a comma-separated list of
+    /// replicas), each call bounded by `timeout`; connects on first use.
+    pub fn connect(urls: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
         Ok(Self {
-            client: CoursePeerServiceClient::new(channel(url, timeout)?),
+            replicas: Replicas::connect(urls, timeout)?,
         })
     }
 }
@@ -148,11 +205,15 @@ impl Peer for CoursesPeer {
             student_id: id.to_owned(),
             page: self::page(page),
         };
-        let mut client = self.client.clone();
-        match client
-            .list_courses_linking_student(request(ctx, message))
-            .await
-        {
+        let answer = self.replicas.call(|channel| {
+            let request = request(ctx, message.clone());
+            async move {
+                CoursePeerServiceClient::new(channel)
+                    .list_courses_linking_student(request)
+                    .await
+            }
+        });
+        match answer.await {
             Ok(response) => Ok(response.into_inner().courses),
             Err(status) => Err(unavailable("courses", status)),
         }
@@ -161,9 +222,15 @@ impl Peer for CoursesPeer {
     async fn ensure_exists(&self, ctx: &Context, id: &str) -> Result<(), Error> {
         let message = pb::CourseExistsRequest { id: id.to_owned() };
         let answer = self
-            .client
-            .clone()
-            .course_exists(request(ctx, message))
+            .replicas
+            .call(|channel| {
+                let request = request(ctx, message.clone());
+                async move {
+                    CoursePeerServiceClient::new(channel)
+                        .course_exists(request)
+                        .await
+                }
+            })
             .await;
         existence("courses", "course", id, answer)
     }

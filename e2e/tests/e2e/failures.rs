@@ -85,7 +85,7 @@ async fn nats_and_redis_down_during_writes_lose_nothing() {
     let system = System::start_with(Options {
         nats_url: Some(nats_url.clone()),
         redis_url: Some(format!("redis://127.0.0.1:{redis_port}")),
-        without_streams: false,
+        ..Options::default()
     })
     .await;
     for service in [&system.courses, &system.students] {

@@ -8,4 +8,5 @@ mod fuzz;
 mod grpc_parity;
 mod messages;
 mod monitoring;
+mod replicas;
 mod sync;
