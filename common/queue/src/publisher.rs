@@ -1,6 +1,6 @@
 //! The JetStream adapter of the core's [`Publisher`] port. Each message carries its event id as
-//! `Nats-Msg-Id`, so a publish repeated after a crash (or by two replicas) is dropped by
-//! JetStream's duplicate window.
+//! `Nats-Msg-Id`, so a publish repeated after a crash (or by a relay whose lease ran out) is
+//! dropped by JetStream's duplicate window: the safety net under the relays' claims.
 
 use std::time::Duration;
 
@@ -11,7 +11,7 @@ use nis_core::{
     request_id,
 };
 
-/// The longest wait for JetStream to acknowledge one publish.
+/// The longest wait for sending a batch, and again for its acknowledgements.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Publishes outbox entries to JetStream.
@@ -28,26 +28,59 @@ impl JetStreamPublisher {
 }
 
 impl Publisher for JetStreamPublisher {
-    async fn publish(&self, entry: &OutboxEntry) -> Result<(), Error> {
-        let mut headers = HeaderMap::new();
-        headers.insert("Nats-Msg-Id", entry.id.as_str());
-        headers.insert(request_id::HEADER, entry.request_id.as_str());
-        let ack = async {
-            self.jetstream
-                .publish_with_headers(entry.subject.clone(), headers, entry.payload.clone().into())
-                .await?
-                .await
-        };
-        match tokio::time::timeout(ACK_TIMEOUT, ack).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(Error::unavailable_because(
-                format!("publishing to {} failed", entry.subject),
-                e,
-            )),
-            Err(_) => Err(Error::unavailable(format!(
-                "no acknowledgement from JetStream for {} within {ACK_TIMEOUT:?}",
-                entry.subject
-            ))),
+    async fn publish_all(&self, entries: &[OutboxEntry]) -> Vec<Result<(), Error>> {
+        // Send everything first (the client buffers and pipelines), then await the
+        // acknowledgements together: one round trip per batch, not per entry. Each phase has
+        // one deadline, so a NATS that is away costs at most two of them.
+        let sending = tokio::time::Instant::now() + ACK_TIMEOUT;
+        let mut pending = Vec::with_capacity(entries.len());
+        for entry in entries {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", entry.id.as_str());
+            headers.insert(request_id::HEADER, entry.request_id.as_str());
+            let send = self.jetstream.publish_with_headers(
+                entry.subject.clone(),
+                headers,
+                entry.payload.clone().into(),
+            );
+            let sent = match tokio::time::timeout_at(sending, send).await {
+                Ok(Ok(ack)) => Ok(ack),
+                Ok(Err(e)) => Err(failed(entry, e)),
+                Err(_) => Err(no_ack(entry)),
+            };
+            let stop = sent.is_err();
+            pending.push(sent);
+            if stop {
+                break;
+            }
         }
+        let acking = tokio::time::Instant::now() + ACK_TIMEOUT;
+        let acks = pending
+            .into_iter()
+            .zip(entries)
+            .map(|(sent, entry)| async move {
+                match tokio::time::timeout_at(acking, sent?).await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err(e)) => Err(failed(entry, e)),
+                    Err(_) => Err(no_ack(entry)),
+                }
+            });
+        let mut answers = futures::future::join_all(acks).await;
+        // What was never sent after the first failure fails too.
+        while answers.len() < entries.len() {
+            answers.push(Err(no_ack(&entries[answers.len()])));
+        }
+        answers
     }
+}
+
+fn failed(entry: &OutboxEntry, e: impl std::error::Error + Send + Sync + 'static) -> Error {
+    Error::unavailable_because(format!("publishing to {} failed", entry.subject), e)
+}
+
+fn no_ack(entry: &OutboxEntry) -> Error {
+    Error::unavailable(format!(
+        "no acknowledgement from JetStream for {} within {ACK_TIMEOUT:?}",
+        entry.subject
+    ))
 }

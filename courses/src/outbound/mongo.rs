@@ -15,7 +15,7 @@ use std::time::Duration;
 use futures::TryStreamExt as _;
 use mongodb::{
     Client, ClientSession, Collection, IndexModel,
-    bson::{Document, doc, oid::ObjectId},
+    bson::{DateTime, Document, doc, oid::ObjectId},
     error::{ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT},
     options::{ClientOptions, IndexOptions},
 };
@@ -100,6 +100,11 @@ struct OutboxDocument {
     subject: String,
     payload: String,
     request_id: String,
+    /// The relay that claimed the entry, until `claimed_until` (docs/behaviour.md §5.9).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claimed_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    claimed_until: Option<DateTime>,
 }
 
 impl From<OutboxEntry> for OutboxDocument {
@@ -110,6 +115,8 @@ impl From<OutboxEntry> for OutboxDocument {
             subject: entry.subject,
             payload: String::from_utf8_lossy(&entry.payload).into_owned(),
             request_id: entry.request_id,
+            claimed_by: None,
+            claimed_until: None,
         }
     }
 }
@@ -336,18 +343,74 @@ impl EntityStore<Course> for MongoCourses {
     }
 }
 
+/// How many times a relay picks free outbox entries again after losing some to another relay.
+const CLAIM_ATTEMPTS: usize = 3;
+
 impl Outbox for MongoCourses {
-    async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, Error> {
-        let find = async {
+    async fn claim(
+        &self,
+        relay: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, Error> {
+        // MongoDB has no SKIP LOCKED: pick the oldest free entries and claim those still free
+        // in one conditional update (atomic per document, so of two relays racing for an entry
+        // one wins). A relay that lost some picks again among what is still free, a few times,
+        // so two relays starting together share the backlog instead of one getting nothing.
+        let now = DateTime::now();
+        let until = DateTime::from_millis(
+            now.timestamp_millis()
+                .saturating_add(i64::try_from(lease.as_millis()).unwrap_or(i64::MAX)),
+        );
+        let free = vec![
+            doc! { "claimed_until": null },
+            doc! { "claimed_until": { "$lte": now } },
+            doc! { "claimed_by": relay },
+        ];
+        let mine = doc! { "claimed_by": relay, "claimed_until": until };
+        let claim = async {
+            let mut claimed: Vec<ObjectId> = Vec::new();
+            for _ in 0..CLAIM_ATTEMPTS {
+                let wanted = limit.saturating_sub(claimed.len());
+                let candidates: Vec<ObjectId> = self
+                    .outbox
+                    .find(doc! { "$or": free.clone(), "_id": { "$nin": &claimed } })
+                    .sort(doc! { "_id": 1 })
+                    .limit(i64::try_from(wanted).unwrap_or(i64::MAX))
+                    .await?
+                    .map_ok(|d| d.id)
+                    .try_collect()
+                    .await?;
+                if candidates.is_empty() {
+                    break;
+                }
+                self.outbox
+                    .update_many(
+                        doc! { "_id": { "$in": &candidates }, "$or": free.clone() },
+                        doc! { "$set": mine.clone() },
+                    )
+                    .await?;
+                let won: Vec<ObjectId> = self
+                    .outbox
+                    .find(doc! { "_id": { "$in": &candidates }, "claimed_by": relay })
+                    .await?
+                    .map_ok(|d| d.id)
+                    .try_collect()
+                    .await?;
+                let all_won = won.len() == candidates.len();
+                claimed.extend(won);
+                if all_won || claimed.len() >= limit {
+                    break;
+                }
+            }
             self.outbox
-                .find(doc! {})
+                .find(doc! { "_id": { "$in": &claimed } })
                 .sort(doc! { "_id": 1 })
-                .limit(i64::try_from(limit).unwrap_or(i64::MAX))
                 .await?
                 .try_collect::<Vec<_>>()
                 .await
         };
-        let documents = self.bounded(find).await?;
+        let documents = self.bounded(claim).await?;
         Ok(documents
             .into_iter()
             .map(|d| OutboxEntry {

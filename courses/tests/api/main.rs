@@ -11,3 +11,4 @@ mod grpc;
 mod helpers;
 mod http;
 mod metrics;
+mod outbox;

@@ -71,3 +71,43 @@ async fn a_cross_query_answers_while_one_replica_of_the_peer_is_gone() {
     }
     system.stop().await;
 }
+
+#[tokio::test]
+async fn with_two_relays_each_outbox_entry_is_published_once() {
+    let system = two_replicas().await;
+    let mut courses = Vec::new();
+    for n in 0..3 {
+        courses.push(system.course(n, &[]).await);
+    }
+    // 40 students, created through both replicas at once, each linking the 3 courses: 120
+    // outbox entries, which both replicas' relays race for.
+    let replicas: Vec<_> = system.students_replicas().collect();
+    let creates = (0..40).map(|n| {
+        let student = json!({ "name": format!("relay{n}"), "first_name": "Ada", "last_name": "Lovelace", "course_ids": courses });
+        let replica = replicas[n % 2];
+        async move { replica.create("students", &student).await }
+    });
+    futures::future::join_all(creates).await;
+    for course in &courses {
+        system
+            .eventually("every link reaches courses", || async {
+                system.students_of(course).await.map(|s| s.len()) == Some(40)
+            })
+            .await;
+    }
+    // Both replicas run in this process, so one exposition counts the publishes of both.
+    let metrics = system
+        .students
+        .get("/metrics")
+        .await
+        .text()
+        .await
+        .expect("metrics");
+    let published = testkit::metric_value(
+        &metrics,
+        "nis_events_published_total",
+        &[("service", "students")],
+    );
+    assert_eq!(published, 120.0, "publishes for 120 entries");
+    system.stop().await;
+}

@@ -295,6 +295,7 @@ impl EntityStore<Student> for PostgresStudents {
 
 #[derive(sqlx::FromRow)]
 struct OutboxRow {
+    seq: i64,
     id: Uuid,
     subject: String,
     payload: Vec<u8>,
@@ -302,18 +303,34 @@ struct OutboxRow {
 }
 
 impl Outbox for PostgresStudents {
-    async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, Error> {
-        let rows: Vec<OutboxRow> = self
+    async fn claim(
+        &self,
+        relay: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, Error> {
+        let relay = Uuid::parse_str(relay).map_err(|e| Error::internal_because("relay id", e))?;
+        // SKIP LOCKED: two relays claiming at once take disjoint rows instead of waiting for
+        // each other; the lease is the server's clock, the same for every replica.
+        let mut rows: Vec<OutboxRow> = self
             .bounded(async {
                 sqlx::query_as(
-                    "SELECT id, subject, payload, request_id FROM outbox ORDER BY seq LIMIT $1",
+                    "UPDATE outbox SET claimed_by = $1, \
+                     claimed_until = now() + make_interval(secs => $2) \
+                     WHERE seq IN (SELECT seq FROM outbox \
+                       WHERE claimed_until IS NULL OR claimed_until <= now() OR claimed_by = $1 \
+                       ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
+                     RETURNING seq, id, subject, payload, request_id",
                 )
+                .bind(relay)
+                .bind(lease.as_secs_f64())
                 .bind(i64::try_from(limit).unwrap_or(i64::MAX))
                 .fetch_all(&self.pool)
                 .await
                 .map_err(map_error)
             })
             .await?;
+        rows.sort_by_key(|row| row.seq);
         Ok(rows
             .into_iter()
             .map(|row| OutboxEntry {

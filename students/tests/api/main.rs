@@ -10,3 +10,4 @@ mod grpc;
 mod helpers;
 mod http;
 mod metrics;
+mod outbox;

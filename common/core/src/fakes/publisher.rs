@@ -48,14 +48,19 @@ impl RecordingPublisher {
 }
 
 impl Publisher for RecordingPublisher {
-    async fn publish(&self, entry: &OutboxEntry) -> Result<(), Error> {
+    async fn publish_all(&self, entries: &[OutboxEntry]) -> Vec<Result<(), Error>> {
         let mut state = self.lock();
-        match state.failing_after {
-            Some(0) => return Err(Error::unavailable("the queue did not acknowledge")),
-            Some(n) => state.failing_after = Some(n - 1),
-            None => {}
-        }
-        state.published.push(entry.clone());
-        Ok(())
+        entries
+            .iter()
+            .map(|entry| {
+                match state.failing_after {
+                    Some(0) => return Err(Error::unavailable("the queue did not acknowledge")),
+                    Some(n) => state.failing_after = Some(n - 1),
+                    None => {}
+                }
+                state.published.push(entry.clone());
+                Ok(())
+            })
+            .collect()
     }
 }

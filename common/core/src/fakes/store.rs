@@ -3,6 +3,7 @@
 use std::{
     collections::HashMap,
     sync::{Arc, Mutex, MutexGuard},
+    time::{Duration, Instant},
 };
 
 use crate::{
@@ -25,6 +26,8 @@ struct State<E: Entity> {
     rows: HashMap<E::Id, Row<E>>,
     next_seq: u64,
     outbox: Vec<OutboxEntry>,
+    /// Claimed entries: the relay and when its lease ends.
+    claims: HashMap<String, (String, Instant)>,
     commits: u64,
     conflicts: u64,
     down: bool,
@@ -55,6 +58,7 @@ impl<E: Entity> MemoryStore<E> {
                 rows: HashMap::new(),
                 next_seq: 0,
                 outbox: Vec::new(),
+                claims: HashMap::new(),
                 commits: 0,
                 conflicts: 0,
                 down: false,
@@ -100,6 +104,11 @@ impl<E: Entity> MemoryStore<E> {
     /// The stored clocks of entity `id`.
     pub fn clocks(&self, id: &E::Id) -> Option<Clocks> {
         self.lock().rows.get(id).map(|r| r.clocks.clone())
+    }
+
+    /// The ids of the entries in the outbox, oldest first.
+    pub fn outbox_ids(&self) -> Vec<String> {
+        self.lock().outbox.iter().map(|e| e.id.clone()).collect()
     }
 
     /// Removes and returns everything in the outbox, oldest first.
@@ -239,16 +248,41 @@ impl<E: Entity> EntityStore<E> for MemoryStore<E> {
 }
 
 impl<E: Entity> Outbox for MemoryStore<E> {
-    async fn pending(&self, limit: usize) -> Result<Vec<OutboxEntry>, Error> {
-        let state = self.lock();
-        Self::available(&state)?;
-        Ok(state.outbox.iter().take(limit).cloned().collect())
+    async fn claim(
+        &self,
+        relay: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> Result<Vec<OutboxEntry>, Error> {
+        let mut guard = self.lock();
+        Self::available(&guard)?;
+        let state = &mut *guard;
+        let now = Instant::now();
+        let claimed: Vec<OutboxEntry> = state
+            .outbox
+            .iter()
+            .filter(|e| match state.claims.get(&e.id) {
+                Some((holder, until)) => holder == relay || *until <= now,
+                None => true,
+            })
+            .take(limit)
+            .cloned()
+            .collect();
+        for entry in &claimed {
+            state
+                .claims
+                .insert(entry.id.clone(), (relay.to_owned(), now + lease));
+        }
+        Ok(claimed)
     }
 
     async fn published(&self, ids: &[String]) -> Result<(), Error> {
         let mut state = self.lock();
         Self::available(&state)?;
         state.outbox.retain(|e| !ids.contains(&e.id));
+        for id in ids {
+            state.claims.remove(id);
+        }
         Ok(())
     }
 

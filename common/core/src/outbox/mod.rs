@@ -2,10 +2,12 @@
 //! same atomic step as the write ([`crate::store::Commit`]); the [`relay`] publishes them until
 //! the queue acknowledges them, then forgets them. Because the outbox is in the store, a process
 //! killed between a commit and its publish publishes after it comes back (docs/behaviour.md §5.4).
+//! Each relay claims the entries it publishes for a lease, so the relays of several replicas
+//! share the outbox instead of publishing everything twice (§5.9).
 
 pub mod relay;
 
-use std::{future::Future, sync::Arc};
+use std::{future::Future, sync::Arc, time::Duration};
 
 use tokio::sync::Notify;
 
@@ -55,11 +57,18 @@ impl OutboxEntry {
     }
 }
 
-/// A store's outbox, as the relay sees it.
+/// A store's outbox, as the relays see it.
 pub trait Outbox: Clone + Send + Sync + 'static {
-    /// The oldest unpublished entries, at most `limit`, in recording order.
-    fn pending(&self, limit: usize)
-    -> impl Future<Output = Result<Vec<OutboxEntry>, Error>> + Send;
+    /// Claims for relay `relay`, until `lease` has passed, at most `limit` of the oldest
+    /// entries no other relay holds — never claimed, or whose lease ran out; `relay`'s own claims
+    /// are claimed again — and returns them in recording order. Two relays claiming at once get
+    /// disjoint entries; a relay that dies leaves its claims to the others when the lease ends.
+    fn claim(
+        &self,
+        relay: &str,
+        limit: usize,
+        lease: Duration,
+    ) -> impl Future<Output = Result<Vec<OutboxEntry>, Error>> + Send;
     /// Forgets entries the queue has acknowledged.
     fn published(&self, ids: &[String]) -> impl Future<Output = Result<(), Error>> + Send;
     /// How many entries wait.
@@ -68,8 +77,13 @@ pub trait Outbox: Clone + Send + Sync + 'static {
 
 /// Where the relay sends entries: the queue port.
 pub trait Publisher: Clone + Send + Sync + 'static {
-    /// Publishes one entry and waits for the queue's acknowledgement (bounded in time).
-    fn publish(&self, entry: &OutboxEntry) -> impl Future<Output = Result<(), Error>> + Send;
+    /// Publishes `entries` pipelined — all sent in order, then the acknowledgements awaited
+    /// together, the whole bounded in time — and answers, for each entry in order, whether the
+    /// queue acknowledged it.
+    fn publish_all(
+        &self,
+        entries: &[OutboxEntry],
+    ) -> impl Future<Output = Vec<Result<(), Error>>> + Send;
 }
 
 /// Wakes the relay after a commit that recorded entries, so it need not wait for its tick.

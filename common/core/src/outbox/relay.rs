@@ -1,7 +1,8 @@
-//! The relay: publishes what the outbox holds, oldest first, and forgets what the queue
-//! acknowledged. It runs on a tick and whenever a commit signals new entries; after a failure
-//! it backs off (doubling up to [`MAX_BACKOFF`]) and keeps the unpublished entries for the next
-//! round, so nothing is lost and order is kept.
+//! The relay: claims a batch of the outbox, oldest first, publishes it pipelined and forgets what
+//! the queue acknowledged. It runs on a tick and whenever a commit signals new entries; after a
+//! failure it backs off (doubling up to [`MAX_BACKOFF`]) and keeps the unacknowledged entries
+//! (still claimed by it) for its next round, so nothing is lost. Order between entries does not
+//! matter to the receiver, which goes by the pair clocks (docs/behaviour.md §5.1).
 
 use std::time::Duration;
 
@@ -13,8 +14,12 @@ use crate::{
     metric_names::{EVENTS_PUBLISHED_TOTAL, OUTBOX_PENDING},
 };
 
-/// Entries published per round.
-pub const BATCH: usize = 100;
+/// Entries claimed and published per round.
+pub const BATCH: usize = 250;
+/// How long a relay holds the entries it claimed: longer than a round takes (a publish waits
+/// at most 5 s for its acknowledgement), so another relay takes them over only from a relay
+/// that died or hung.
+pub const LEASE: Duration = Duration::from_secs(15);
 /// How often the relay looks even when not signalled (entries left by a crash, other replicas).
 pub const TICK: Duration = Duration::from_millis(500);
 /// The shortest pause after a failure.
@@ -48,14 +53,15 @@ pub fn next_backoff(previous: Duration, failed: bool) -> Duration {
     }
 }
 
-/// Publishes one batch, in order, stopping at the first failure; what was acknowledged is
-/// forgotten, the rest stays for the next round.
+/// Claims one batch for relay `relay` and publishes it pipelined; what was acknowledged is
+/// forgotten, the rest stays claimed for the next round.
 pub async fn publish_round<O: Outbox, P: Publisher>(
     outbox: &O,
     publisher: &P,
     service: &'static str,
+    relay: &str,
 ) -> Result<Round, Error> {
-    let entries = outbox.pending(BATCH).await?;
+    let entries = outbox.claim(relay, BATCH, LEASE).await?;
     if entries.is_empty() {
         return Ok(Round::Empty);
     }
@@ -69,16 +75,16 @@ pub async fn publish_round<O: Outbox, P: Publisher>(
     }
     let mut done = Vec::with_capacity(entries.len());
     let mut failure = None;
-    for entry in &entries {
-        match publisher.publish(entry).await {
+    let answers = publisher.publish_all(&entries).await;
+    for (entry, answer) in entries.iter().zip(answers) {
+        match answer {
             Ok(()) => {
                 metrics::counter!(EVENTS_PUBLISHED_TOTAL, "service" => service, "subject" => entry.subject.clone())
                     .increment(1);
                 done.push(entry.id.clone());
             }
             Err(e) => {
-                failure = Some(e);
-                break;
+                failure.get_or_insert(e);
             }
         }
     }
@@ -105,6 +111,9 @@ pub async fn run<O: Outbox, P: Publisher>(
     service: &'static str,
     mut shutdown: watch::Receiver<bool>,
 ) {
+    // This relay's claims: a new id per process, so a restarted one does not inherit the claims
+    // of the process it replaces before their lease ends.
+    let relay = uuid::Uuid::new_v4().to_string();
     let mut backoff = Duration::ZERO;
     let mut again = false;
     loop {
@@ -120,7 +129,7 @@ pub async fn run<O: Outbox, P: Publisher>(
             return;
         }
         let pending = metrics::gauge!(OUTBOX_PENDING, "service" => service);
-        let round = publish_round(&outbox, &publisher, service).await;
+        let round = publish_round(&outbox, &publisher, service, &relay).await;
         backoff = next_backoff(backoff, round.is_err());
         again = false;
         match round {
@@ -167,13 +176,7 @@ mod tests {
         )
         .await
         .expect("created");
-        let ids = store
-            .pending(usize::MAX)
-            .await
-            .expect("pending")
-            .into_iter()
-            .map(|e| e.id)
-            .collect();
+        let ids = store.outbox_ids();
         (store, ids)
     }
 
@@ -181,24 +184,24 @@ mod tests {
     async fn a_round_publishes_in_order_and_forgets_what_was_acknowledged() {
         let (store, ids) = outbox_with(3).await;
         let publisher = RecordingPublisher::default();
-        let round = publish_round(&store, &publisher, "students")
+        let round = publish_round(&store, &publisher, "students", "r1")
             .await
             .expect("published");
         assert_eq!(round, Round::Published { more: false });
         assert_eq!(publisher.published_ids(), ids);
         assert_eq!(store.backlog().await.expect("backlog"), 0);
-        let idle = publish_round(&store, &publisher, "students")
+        let idle = publish_round(&store, &publisher, "students", "r1")
             .await
             .expect("idle");
         assert_eq!(idle, Round::Empty);
     }
 
     #[tokio::test]
-    async fn a_failure_keeps_the_rest_for_the_next_round_in_order() {
+    async fn a_failure_keeps_what_was_not_acknowledged_for_the_relays_next_round() {
         let (store, ids) = outbox_with(5).await;
         let publisher = RecordingPublisher::default();
         publisher.fail_after(Some(2));
-        publish_round(&store, &publisher, "students")
+        publish_round(&store, &publisher, "students", "r1")
             .await
             .expect_err("the third publish fails");
         assert_eq!(publisher.published_ids(), ids[..2]);
@@ -207,22 +210,52 @@ mod tests {
             3,
             "unacknowledged entries stay"
         );
+        // Still claimed by r1 for the lease: another relay leaves them alone, r1 takes them up.
+        let other = store.claim("r2", BATCH, LEASE).await.expect("claim");
+        assert!(other.is_empty(), "{other:?}");
         publisher.fail_after(None);
-        publish_round(&store, &publisher, "students")
+        publish_round(&store, &publisher, "students", "r1")
             .await
             .expect("published");
-        assert_eq!(
-            publisher.published_ids(),
-            ids,
-            "nothing lost, nothing reordered"
+        assert_eq!(publisher.published_ids(), ids, "nothing lost");
+    }
+
+    #[tokio::test]
+    async fn two_relays_claim_disjoint_batches_and_publish_each_entry_once() {
+        let (store, ids) = outbox_with(BATCH + 50).await;
+        let publisher = RecordingPublisher::default();
+        let (first, second) = tokio::join!(
+            publish_round(&store, &publisher, "students", "r1"),
+            publish_round(&store, &publisher, "students", "r2"),
         );
+        first.expect("r1 published");
+        second.expect("r2 published");
+        let mut published = publisher.published_ids();
+        published.sort();
+        let mut expected = ids;
+        expected.sort();
+        assert_eq!(published, expected, "every entry exactly once");
+        assert_eq!(store.backlog().await.expect("backlog"), 0);
+    }
+
+    #[tokio::test]
+    async fn the_claims_of_a_relay_that_died_pass_to_another_when_its_lease_ends() {
+        let (store, ids) = outbox_with(3).await;
+        // A relay that claimed everything with a lease that has already run out, then died.
+        let dead = store.claim("dead", BATCH, Duration::ZERO).await;
+        assert_eq!(dead.expect("claim").len(), 3);
+        let publisher = RecordingPublisher::default();
+        publish_round(&store, &publisher, "students", "r2")
+            .await
+            .expect("published");
+        assert_eq!(publisher.published_ids(), ids);
     }
 
     #[tokio::test]
     async fn a_full_batch_asks_for_another_round_at_once() {
         let (store, _) = outbox_with(BATCH + 1).await;
         let publisher = RecordingPublisher::default();
-        let first = publish_round(&store, &publisher, "students")
+        let first = publish_round(&store, &publisher, "students", "r1")
             .await
             .expect("published");
         assert_eq!(first, Round::Published { more: true });
