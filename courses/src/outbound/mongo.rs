@@ -164,17 +164,19 @@ impl MongoCourses {
     }
 
     /// Creates the indexes (idempotent): the multikey index on `student_ids` serves the cross
-    /// query "which courses list student s".
+    /// query "which courses list student s"; the one on the outbox's `event_id` serves the
+    /// relay's deletes.
     pub async fn migrate(&self) -> Result<(), Error> {
-        let index = IndexModel::builder()
-            .keys(doc! { "student_ids": 1 })
-            .options(
-                IndexOptions::builder()
-                    .name("student_ids_1".to_owned())
-                    .build(),
-            )
-            .build();
-        self.bounded(self.courses.create_index(index))
+        let index = |key: &str| {
+            IndexModel::builder()
+                .keys(doc! { key: 1 })
+                .options(IndexOptions::builder().name(format!("{key}_1")).build())
+                .build()
+        };
+        self.bounded(self.courses.create_index(index("student_ids")))
+            .await?;
+        // The relay deletes what was published by event id.
+        self.bounded(self.outbox.create_index(index("event_id")))
             .await
             .map(|_| ())
     }
@@ -381,24 +383,30 @@ impl Outbox for MongoCourses {
                     .map_ok(|d| d.id)
                     .try_collect()
                     .await?;
-                if candidates.is_empty() {
+                let (Some(oldest), Some(newest)) = (candidates.first(), candidates.last()) else {
                     break;
-                }
+                };
+                // The candidates are the oldest free entries, so the free ones of their `_id`
+                // range are the candidates (a range also keeps the query cheap for servers that
+                // scan `$in`).
+                let range = doc! { "$gte": oldest, "$lte": newest };
                 self.outbox
                     .update_many(
-                        doc! { "_id": { "$in": &candidates }, "$or": free.clone() },
+                        doc! { "_id": range.clone(), "$or": free.clone() },
                         doc! { "$set": mine.clone() },
                     )
                     .await?;
                 let won: Vec<ObjectId> = self
                     .outbox
-                    .find(doc! { "_id": { "$in": &candidates }, "claimed_by": relay })
+                    .find(doc! { "_id": range, "claimed_by": relay })
                     .await?
                     .map_ok(|d| d.id)
                     .try_collect()
                     .await?;
-                let all_won = won.len() == candidates.len();
-                claimed.extend(won);
+                let all_won = won.len() >= candidates.len();
+                let new: Vec<ObjectId> =
+                    won.into_iter().filter(|id| !claimed.contains(id)).collect();
+                claimed.extend(new);
                 if all_won || claimed.len() >= limit {
                     break;
                 }
