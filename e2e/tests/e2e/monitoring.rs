@@ -124,9 +124,12 @@ async fn every_listed_nis_metric_family_is_exported() {
     traffic(&system, 1).await;
     let s = system.student(50, &[]).await;
     let c = system.course(50, std::slice::from_ref(&s)).await;
+    // One link each way, so that both services apply one (nis_link_propagation_seconds).
+    let s2 = system.student(51, std::slice::from_ref(&c)).await;
     system
-        .eventually("a link travels", || async {
+        .eventually("a link travels each way", || async {
             system.courses_of(&s).await == Some(set(&[&c]))
+                && system.students_of(&c).await == Some(set(&[&s, &s2]))
         })
         .await;
     let families = data_lines("deploy-checks/metric_families.txt");
