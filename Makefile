@@ -28,3 +28,7 @@ fmt: ## Format the code (cargo fmt --all)
 
 lint: ## cargo fmt --check and clippy -D warnings
 	@bash scripts/lint.sh
+
+.PHONY: chaos
+chaos: ## Seeded fault campaign on 2 replicas of each service (SEED=n, DURATION=secs, default 180); see docs/chaos.md
+	@SEED=$(SEED) DURATION=$(DURATION) bash scripts/chaos.sh

@@ -48,5 +48,6 @@ if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
 
+cargo build --workspace --bins   # the binaries the chaos test starts (docs/chaos.md)
 log "cargo nextest run --workspace --no-fail-fast"
 cargo nextest run --workspace --no-fail-fast

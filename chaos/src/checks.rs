@@ -1,0 +1,863 @@
+//! The checks and figures of a run (docs/chaos.md, "The checks"), computed from the ledger of
+//! requests, the faults as they happened, and the system as it looks once settled.
+
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    time::Duration,
+};
+
+use crate::{
+    clients::{Class, Outcome},
+    faults::{Crash, FaultRecord},
+    ledger::{Call, CallOp, RACE_MARGIN},
+    logs::{LogFigures, percentile},
+    model::{Entity, Kind},
+    probe::{Settled, State, relation_problems},
+    replicas::{Address, Service},
+    report::Report,
+    schedule::FaultKind,
+};
+
+/// How long after a fault its effects may still show (reconnects, back-offs, caches).
+pub const GRACE: Duration = Duration::from_secs(5);
+
+/// At most this many examples are printed per check.
+const EXAMPLES: usize = 5;
+
+/// Everything the checks look at.
+#[derive(Debug)]
+pub struct Evidence<'a> {
+    /// The seed of the run.
+    pub seed: u64,
+    /// How long the load ran.
+    pub duration: Duration,
+    /// How many workers it had.
+    pub workers: usize,
+    /// The replicas.
+    pub addresses: &'a [Address],
+    /// Every request of the load.
+    pub calls: &'a [Call],
+    /// Every fault as it happened.
+    pub faults: &'a [FaultRecord],
+    /// How many faults the schedule had.
+    pub planned: usize,
+    /// Replicas that ended by themselves.
+    pub crashes: &'a [Crash],
+    /// How the wait for a settled system ended.
+    pub settled: &'a Settled,
+    /// The system once settled, or why it could not be read.
+    pub state: &'a Result<State, String>,
+    /// Entries left in the outboxes (students, courses).
+    pub outboxes: &'a Result<(i64, u64), String>,
+    /// Messages in the dead-letter stream.
+    pub dead_letters: &'a Result<u64, String>,
+    /// The HTTP answer to `GET` of every entity whose delete was acknowledged.
+    pub deleted: &'a [(String, String)],
+    /// What the logs say.
+    pub logs: &'a LogFigures,
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.1}s", d.as_secs_f64())
+}
+
+fn examples(problems: &[String]) -> String {
+    if problems.is_empty() {
+        return String::new();
+    }
+    let shown: Vec<&str> = problems.iter().take(EXAMPLES).map(String::as_str).collect();
+    let more = problems.len().saturating_sub(EXAMPLES);
+    let tail = if more > 0 {
+        format!(" (and {more} more)")
+    } else {
+        String::new()
+    };
+    format!("; {}{tail}", shown.join("; "))
+}
+
+fn counts<K: Ord + std::fmt::Display>(map: &BTreeMap<K, usize>) -> String {
+    if map.is_empty() {
+        return "none".into();
+    }
+    map.iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Judges a run.
+pub fn evaluate(e: &Evidence<'_>) -> Report {
+    let mut report = Report::default();
+    figures(e, &mut report);
+    report.check(
+        "settled",
+        e.settled.ok,
+        if e.settled.ok {
+            format!(
+                "every replica ready, consumers drained, outboxes empty and the relation whole {} after the load",
+                secs(e.settled.took)
+            )
+        } else {
+            format!(
+                "not within {}: {}",
+                secs(e.settled.took),
+                e.settled.problem
+            )
+        },
+    );
+    match e.state {
+        Ok(state) => {
+            lost_writes(e, state, &mut report);
+            let problems = relation_problems(state);
+            report.check(
+                "relation invariant",
+                problems.is_empty(),
+                format!(
+                    "{} students, {} courses, {} links read over HTTP; {} problems{}",
+                    state.students.len(),
+                    state.courses.len(),
+                    state.students.iter().map(|s| s.links.len()).sum::<usize>(),
+                    problems.len(),
+                    examples(&problems)
+                ),
+            );
+        }
+        Err(error) => {
+            report.check(
+                "lost writes",
+                false,
+                format!("the final state could not be read: {error}"),
+            );
+            report.check(
+                "relation invariant",
+                false,
+                format!("the final state could not be read: {error}"),
+            );
+        }
+    }
+    refused(e, &mut report);
+    match e.outboxes {
+        Ok((students, courses)) => report.check(
+            "outbox left",
+            *students == 0 && *courses == 0,
+            format!("students {students}, courses {courses}"),
+        ),
+        Err(error) => report.check("outbox left", false, error.clone()),
+    }
+    match e.dead_letters {
+        Ok(n) => report.check(
+            "dead letters",
+            *n == 0,
+            format!("{n} messages in the dead-letter stream"),
+        ),
+        Err(error) => report.check("dead letters", false, error.clone()),
+    }
+    responses(e, &mut report);
+    drain(e, &mut report);
+    report.check(
+        "no crashes",
+        e.crashes.is_empty(),
+        if e.crashes.is_empty() {
+            "no replica ended by itself".to_owned()
+        } else {
+            e.crashes
+                .iter()
+                .map(|c| format!("{} at {} ({})", c.replica, secs(c.at), c.status))
+                .collect::<Vec<_>>()
+                .join("; ")
+        },
+    );
+    faults_check(e, &mut report);
+    report
+}
+
+fn figures(e: &Evidence<'_>, report: &mut Report) {
+    report.figure(format!(
+        "seed {} | load {} | {} workers | {} replicas ({})",
+        e.seed,
+        secs(e.duration),
+        e.workers,
+        e.addresses.len(),
+        e.addresses
+            .iter()
+            .map(|a| a.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    ));
+    let mut by_op: BTreeMap<&str, usize> = BTreeMap::new();
+    for call in e.calls {
+        *by_op.entry(call.op.name()).or_default() += 1;
+    }
+    report.figure(format!(
+        "requests: {} ({:.0}/s): {}",
+        e.calls.len(),
+        e.calls.len() as f64 / e.duration.as_secs_f64().max(1.0),
+        counts(&by_op)
+    ));
+    let mut acknowledged: BTreeMap<String, usize> = BTreeMap::new();
+    let mut unknown: BTreeMap<&str, usize> = BTreeMap::new();
+    for call in e.calls.iter().filter(|c| c.op.is_write()) {
+        match call.answer.outcome() {
+            Outcome::Acknowledged => {
+                let key = format!(
+                    "{} {} {}",
+                    call.op.name(),
+                    call.part.kind().plural(),
+                    call.transport.name()
+                );
+                *acknowledged.entry(key).or_default() += 1;
+            }
+            Outcome::Unknown => *unknown.entry(call.op.name()).or_default() += 1,
+            Outcome::Refused => {}
+        }
+    }
+    report.figure(format!(
+        "acknowledged writes: {} ({})",
+        acknowledged.values().sum::<usize>(),
+        counts(&acknowledged)
+    ));
+    report.figure(format!(
+        "writes of unknown outcome: {} ({})",
+        unknown.values().sum::<usize>(),
+        counts(&unknown)
+    ));
+    let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
+    for call in e.calls {
+        *by_status.entry(call.answer.label()).or_default() += 1;
+    }
+    report.figure(format!("responses: {}", counts(&by_status)));
+    let mut by_kind: BTreeMap<&str, usize> = BTreeMap::new();
+    for fault in e.faults {
+        *by_kind.entry(fault.kind.name()).or_default() += 1;
+    }
+    report.figure(format!(
+        "faults injected: {} of {} planned ({})",
+        e.faults.len(),
+        e.planned,
+        counts(&by_kind)
+    ));
+    for fault in e.faults {
+        let mut line = format!(
+            "  fault {} {} {}–{} (planned {})",
+            fault.kind,
+            fault.target,
+            secs(fault.start),
+            secs(fault.end),
+            secs(fault.planned)
+        );
+        if fault.kind == FaultKind::Terminate {
+            match fault.exit {
+                Some(status) => line += &format!(", exited {status} after {}", secs(fault.drain)),
+                None => line += ", did not exit within the drain deadline (killed)",
+            }
+        }
+        if !fault.note.is_empty() {
+            line += &format!(", {}", fault.note);
+        }
+        report.figure(line);
+    }
+    let lags = &e.logs.lags_ms;
+    let ms = |p: f64| percentile(lags, p).map_or_else(|| "-".into(), |v| v.to_string());
+    report.figure(format!(
+        "propagation latency (change recorded → applied on the other side): {} changes, p50 {} ms, p99 {} ms, max {} ms",
+        lags.len(),
+        ms(50.0),
+        ms(99.0),
+        ms(100.0)
+    ));
+    report.figure(format!("settle: {}", secs(e.settled.took)));
+    report.figure(format!(
+        "service log lines at ERROR: {}",
+        counts(&e.logs.errors)
+    ));
+    report.figure(format!(
+        "service log lines at WARN: {}",
+        counts(&e.logs.warnings)
+    ));
+}
+
+/// Lost writes (docs/chaos.md, "The checks"): acknowledged creates exist unless a delete was
+/// attempted, acknowledged deletes are gone, and each entity shows its last acknowledged write
+/// or a later one of unknown outcome, its own links cut to what still exists.
+fn lost_writes(e: &Evidence<'_>, state: &State, report: &mut Report) {
+    let existing = state.by_id();
+    let ids_of =
+        |kind: Kind| -> BTreeSet<&str> { state.of(kind).iter().map(|x| x.id.as_str()).collect() };
+    let (students, courses) = (ids_of(Kind::Student), ids_of(Kind::Course));
+    let mut writes: BTreeMap<&str, Vec<&Call>> = BTreeMap::new();
+    for call in e
+        .calls
+        .iter()
+        .filter(|c| c.op.is_write() && !c.id.is_empty())
+    {
+        writes.entry(call.id.as_str()).or_default().push(call);
+    }
+    let mut problems = Vec::new();
+    let mut checked = 0;
+    for (id, writes) in &writes {
+        let Some(create) = writes.iter().find(|c| c.op == CallOp::Create) else {
+            continue;
+        };
+        let part = create.part;
+        let deletes: Vec<&&Call> = writes.iter().filter(|c| c.op == CallOp::Delete).collect();
+        let deleted = deletes
+            .iter()
+            .any(|c| c.answer.outcome() == Outcome::Acknowledged);
+        let stored = existing.get(id).copied();
+        checked += 1;
+        if deleted {
+            if stored.is_some() {
+                problems.push(format!(
+                    "{part} {id}: its delete was acknowledged, yet it is listed"
+                ));
+            }
+            continue;
+        }
+        let Some(stored) = stored else {
+            if deletes.is_empty() {
+                problems.push(format!(
+                    "{part} {id}: created ({} {} at {}) and never deleted, yet it is gone",
+                    create.transport.name(),
+                    e.addresses[create.replica].name,
+                    secs(create.start)
+                ));
+            }
+            continue;
+        };
+        let content: Vec<&&Call> = writes
+            .iter()
+            .filter(|c| matches!(c.op, CallOp::Create | CallOp::Update))
+            .collect();
+        let Some(last) = content
+            .iter()
+            .rposition(|c| c.answer.outcome() == Outcome::Acknowledged)
+        else {
+            continue;
+        };
+        let others = match part.kind().other() {
+            Kind::Student => &students,
+            Kind::Course => &courses,
+        };
+        let expected = |call: &Call| -> BTreeSet<String> {
+            call.links
+                .iter()
+                .filter(|l| others.contains(l.as_str()))
+                .cloned()
+                .collect()
+        };
+        let matches = |call: &Call| {
+            stored.counter == call.counter
+                && (!part.owns_links()
+                    || stored.links.iter().cloned().collect::<BTreeSet<_>>() == expected(call))
+        };
+        let candidates: Vec<&&&Call> = content[last..]
+            .iter()
+            .enumerate()
+            .filter(|(j, c)| *j == 0 || c.answer.outcome() == Outcome::Unknown)
+            .map(|(_, c)| c)
+            .collect();
+        if !candidates.iter().any(|c| matches(c)) {
+            let acked = content[last];
+            problems.push(format!(
+                "{part} {id}: stored {} {:?}, expected {} {:?} (acknowledged {} over {} by {} at {}){}",
+                stored.counter,
+                stored.links,
+                acked.counter,
+                expected(acked),
+                acked.op.name(),
+                acked.transport.name(),
+                e.addresses[acked.replica].name,
+                secs(acked.end),
+                if candidates.len() > 1 {
+                    format!(", or one of {} later writes of unknown outcome", candidates.len() - 1)
+                } else {
+                    String::new()
+                }
+            ));
+        }
+    }
+    for (id, answer) in e.deleted {
+        if answer != "HTTP 404" {
+            problems.push(format!(
+                "{id}: its delete was acknowledged, yet GET answers {answer}"
+            ));
+        }
+    }
+    // Creates without an id: refused (never applied) or of unknown outcome (maybe applied).
+    let names: HashMap<&str, &Entity> = state
+        .students
+        .iter()
+        .chain(&state.courses)
+        .map(|x| (x.name.as_str(), x))
+        .collect();
+    let mut maybe = 0;
+    let mut applied = 0;
+    for call in e
+        .calls
+        .iter()
+        .filter(|c| c.op == CallOp::Create && c.id.is_empty())
+    {
+        let found = names.contains_key(call.name.as_str());
+        match call.answer.outcome() {
+            Outcome::Unknown => {
+                maybe += 1;
+                applied += usize::from(found);
+            }
+            Outcome::Refused if found => {
+                problems.push(format!(
+                    "{} {}: its create was refused, yet it exists",
+                    call.part, call.name
+                ));
+            }
+            _ => {}
+        }
+    }
+    let acknowledged = e
+        .calls
+        .iter()
+        .filter(|c| c.op.is_write() && c.answer.outcome() == Outcome::Acknowledged)
+        .count();
+    report.check(
+        "lost writes",
+        problems.is_empty(),
+        format!(
+            "{} lost; {acknowledged} acknowledged writes over {checked} entities checked, {} deletes confirmed 404; {applied} of {maybe} creates of unknown outcome were applied{}",
+            problems.len(),
+            e.deleted.len(),
+            examples(&problems)
+        ),
+    );
+}
+
+/// Every request the load sends is valid and names entities its worker believes exist, so any
+/// refusal (4xx, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS…) is a bug.
+fn refused(e: &Evidence<'_>, report: &mut Report) {
+    let problems: Vec<String> = e
+        .calls
+        .iter()
+        .filter(|c| c.answer.class() == Class::Refused)
+        .map(|c| {
+            format!(
+                "{} {} {} over {} to {} at {}: {}",
+                c.op.name(),
+                c.part,
+                if c.id.is_empty() { &c.name } else { &c.id },
+                c.transport.name(),
+                e.addresses[c.replica].name,
+                secs(c.start),
+                c.answer.label()
+            )
+        })
+        .collect();
+    report.check(
+        "refused requests",
+        problems.is_empty(),
+        format!(
+            "{} of {} requests refused{}",
+            problems.len(),
+            e.calls.len(),
+            examples(&problems)
+        ),
+    );
+}
+
+/// The dependencies whose faults may make `service` answer 503.
+fn dependencies(service: Service) -> &'static [FaultKind] {
+    match service {
+        Service::Students => &[
+            FaultKind::NatsRestart,
+            FaultKind::RedisRestart,
+            FaultKind::RedisFlush,
+            FaultKind::PostgresTerminate,
+        ],
+        Service::Courses => &[
+            FaultKind::NatsRestart,
+            FaultKind::RedisRestart,
+            FaultKind::RedisFlush,
+        ],
+    }
+}
+
+fn overlaps(call: &Call, fault: &FaultRecord) -> bool {
+    call.start <= fault.end + GRACE && call.end >= fault.start
+}
+
+/// The fault that explains a 503 / UNAVAILABLE: one of a dependency of a service the call
+/// involved (a cross query involves both), or of a replica of the peer it asked.
+fn unavailable_cause(e: &Evidence<'_>, call: &Call) -> Option<String> {
+    let service = e.addresses[call.replica].service;
+    let mut involved = vec![service];
+    if call.op == CallOp::Cross {
+        involved.push(service.other());
+    }
+    // The cause named is a fault in progress when the request was sent, if there is one, else
+    // the most recent one whose window (with the grace) it overlaps.
+    e.faults
+        .iter()
+        .filter(|f| overlaps(call, f))
+        .filter_map(|f| {
+            let cause = match f.replica {
+                None => involved
+                    .iter()
+                    .any(|s| dependencies(*s).contains(&f.kind))
+                    .then(|| f.kind.name().to_owned()),
+                Some(r) => (call.op == CallOp::Cross && e.addresses[r].service != service)
+                    .then(|| format!("{} of a peer", f.kind.name())),
+            }?;
+            let in_progress = f.start <= call.start && call.start <= f.end;
+            Some(((in_progress, f.start), cause))
+        })
+        .max_by_key(|(rank, _)| *rank)
+        .map(|(_, cause)| cause)
+}
+
+/// The fault that explains no answer at all: the replica asked was killed, terminated or
+/// stalled at the time.
+fn no_answer_cause(e: &Evidence<'_>, call: &Call) -> Option<String> {
+    e.faults
+        .iter()
+        .rev()
+        .find(|f| f.replica == Some(call.replica) && overlaps(call, f))
+        .map(|f| f.kind.name().to_owned())
+}
+
+fn responses(e: &Evidence<'_>, report: &mut Report) {
+    let mut problems = Vec::new();
+    let mut unavailable: BTreeMap<String, usize> = BTreeMap::new();
+    let mut no_answer: BTreeMap<String, usize> = BTreeMap::new();
+    let describe = |c: &Call| {
+        format!(
+            "{} {} over {} to {} at {}–{}: {}",
+            c.op.name(),
+            c.part,
+            c.transport.name(),
+            e.addresses[c.replica].name,
+            secs(c.start),
+            secs(c.end),
+            c.answer.label()
+        )
+    };
+    for call in e.calls {
+        match call.answer.class() {
+            Class::Ok | Class::Refused => {}
+            Class::Internal => problems.push(describe(call)),
+            Class::Unavailable => match unavailable_cause(e, call) {
+                Some(cause) => *unavailable.entry(cause).or_default() += 1,
+                None => {
+                    *unavailable.entry("unexplained".into()).or_default() += 1;
+                    problems.push(format!("{} (no fault to explain it)", describe(call)));
+                }
+            },
+            Class::NoAnswer => match no_answer_cause(e, call) {
+                Some(cause) => *no_answer.entry(cause).or_default() += 1,
+                None => {
+                    *no_answer.entry("unexplained".into()).or_default() += 1;
+                    problems.push(format!("{} (the replica was not down)", describe(call)));
+                }
+            },
+        }
+    }
+    report.figure(format!(
+        "5xx / UNAVAILABLE by cause: {}",
+        counts(&unavailable)
+    ));
+    report.figure(format!(
+        "no answer (connection errors, timeouts) by cause: {}",
+        counts(&no_answer)
+    ));
+    report.check(
+        "responses",
+        problems.is_empty(),
+        format!(
+            "{} unexplained of {} requests: no 500 / INTERNAL, every 503 / UNAVAILABLE during a fault of a dependency or peer (+{} s), every connection error to a replica down at the time{}",
+            problems.len(),
+            e.calls.len(),
+            GRACE.as_secs(),
+            examples(&problems)
+        ),
+    );
+}
+
+/// Whether `call` was sent so shortly before the SIGTERM of `fault` that it raced the signal.
+fn raced(call: &Call, fault: &FaultRecord) -> bool {
+    call.start + RACE_MARGIN > fault.start
+}
+
+/// Requests in flight to a replica when it got SIGTERM completed OK, and it exited 0.
+fn drain(e: &Evidence<'_>, report: &mut Report) {
+    let mut problems = Vec::new();
+    let mut in_flight = 0;
+    let mut racing = 0;
+    let terms: Vec<&FaultRecord> = e
+        .faults
+        .iter()
+        .filter(|f| f.kind == FaultKind::Terminate)
+        .collect();
+    for fault in &terms {
+        let Some(replica) = fault.replica else {
+            continue;
+        };
+        for call in e
+            .calls
+            .iter()
+            .filter(|c| c.replica == replica && c.start < fault.start && c.end > fault.start)
+        {
+            if raced(call, fault) {
+                racing += 1;
+                continue;
+            }
+            in_flight += 1;
+            if call.answer.class() != Class::Ok {
+                problems.push(format!(
+                    "{} {} over {} to {}, sent {} ms before SIGTERM at {}: {}",
+                    call.op.name(),
+                    call.part,
+                    call.transport.name(),
+                    fault.target,
+                    (fault.start - call.start).as_millis(),
+                    secs(fault.start),
+                    call.answer.label()
+                ));
+            }
+        }
+        match fault.exit {
+            Some(status) if status.success() => {}
+            Some(status) => {
+                problems.push(format!("{} exited {status} after SIGTERM", fault.target))
+            }
+            None => problems.push(format!(
+                "{} did not exit within the drain deadline",
+                fault.target
+            )),
+        }
+    }
+    report.check(
+        "SIGTERM drain",
+        problems.is_empty() && !terms.is_empty(),
+        format!(
+            "{} SIGTERMs, {in_flight} requests in flight (sent {} ms or more before the signal), {} failed; {racing} sent closer to it not judged{}",
+            terms.len(),
+            RACE_MARGIN.as_millis(),
+            problems.len(),
+            examples(&problems)
+        ),
+    );
+}
+
+fn faults_check(e: &Evidence<'_>, report: &mut Report) {
+    let injected: BTreeSet<FaultKind> = e.faults.iter().map(|f| f.kind).collect();
+    let missing: Vec<&str> = FaultKind::ALL
+        .iter()
+        .filter(|k| !injected.contains(k))
+        .map(|k| k.name())
+        .collect();
+    let unrecovered: Vec<String> = e
+        .faults
+        .iter()
+        .filter(|f| !f.recovered)
+        .map(|f| format!("{} {} at {}: {}", f.kind, f.target, secs(f.start), f.note))
+        .collect();
+    report.check(
+        "faults",
+        missing.is_empty() && unrecovered.is_empty() && e.faults.len() == e.planned,
+        format!(
+            "{} of {} planned injected, every kind: {}, all recovered: {}{}",
+            e.faults.len(),
+            e.planned,
+            if missing.is_empty() {
+                "yes".to_owned()
+            } else {
+                format!("no (missing {})", missing.join(", "))
+            },
+            if unrecovered.is_empty() { "yes" } else { "no" },
+            examples(&unrecovered)
+        ),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{
+        clients::{Answer, Transport},
+        model::Part,
+    };
+
+    fn address(index: usize) -> Address {
+        Address {
+            index,
+            service: if index < 2 {
+                Service::Students
+            } else {
+                Service::Courses
+            },
+            name: crate::replicas::name_of(index),
+            http: String::new(),
+            grpc: String::new(),
+        }
+    }
+
+    fn write(op: CallOp, id: &str, at: u64, answer: Answer, counter: &str, links: &[&str]) -> Call {
+        Call {
+            worker: 0,
+            op,
+            part: Part::S1,
+            id: id.into(),
+            name: format!("n-{id}"),
+            transport: Transport::Http,
+            replica: 0,
+            start: Duration::from_secs(at),
+            end: Duration::from_secs(at) + Duration::from_millis(10),
+            answer,
+            counter: counter.into(),
+            links: links.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    fn entity(kind: Kind, id: &str, counter: &str, links: &[&str]) -> Entity {
+        Entity {
+            kind,
+            id: id.into(),
+            name: format!("n-{id}"),
+            tag: "t".into(),
+            counter: counter.into(),
+            links: links.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    /// The verdict of `lost writes` for these calls and final state.
+    fn lost(calls: &[Call], state: State) -> (bool, String) {
+        let addresses: Vec<Address> = (0..4).map(address).collect();
+        let settled = Settled {
+            ok: true,
+            took: Duration::ZERO,
+            problem: String::new(),
+        };
+        let evidence = Evidence {
+            seed: 1,
+            duration: Duration::from_secs(1),
+            workers: 1,
+            addresses: &addresses,
+            calls,
+            faults: &[],
+            planned: 0,
+            crashes: &[],
+            settled: &settled,
+            state: &Ok(state),
+            outboxes: &Ok((0, 0)),
+            dead_letters: &Ok(0),
+            deleted: &[],
+            logs: &LogFigures::default(),
+        };
+        let report = evaluate(&evidence);
+        let check = report
+            .checks
+            .iter()
+            .find(|c| c.name == "lost writes")
+            .expect("a lost writes check");
+        (check.passed, check.detail.clone())
+    }
+
+    const OK: Answer = Answer::Http(200);
+
+    #[test]
+    fn the_last_acknowledged_write_must_be_what_is_stored() {
+        let calls = [
+            write(CallOp::Create, "s", 1, Answer::Http(201), "v00", &["c1"]),
+            write(CallOp::Update, "s", 2, OK, "v01", &["c1", "c2"]),
+        ];
+        let courses = vec![
+            entity(Kind::Course, "c1", "v00", &["s"]),
+            entity(Kind::Course, "c2", "v00", &["s"]),
+        ];
+        let stored = |counter: &str, links: &[&str]| State {
+            students: vec![entity(Kind::Student, "s", counter, links)],
+            courses: courses.clone(),
+        };
+        assert!(lost(&calls, stored("v01", &["c2", "c1"])).0);
+        let (passed, detail) = lost(&calls, stored("v00", &["c1"]));
+        assert!(!passed, "the update was lost: {detail}");
+        assert!(!lost(&calls, stored("v01", &["c1"])).0, "a link was lost");
+    }
+
+    #[test]
+    fn a_later_write_of_unknown_outcome_may_have_won_and_gone_links_are_cut() {
+        let calls = [
+            write(CallOp::Create, "s", 1, Answer::Http(201), "v00", &[]),
+            write(CallOp::Update, "s", 2, OK, "v01", &["c1", "gone"]),
+            write(
+                CallOp::Update,
+                "s",
+                3,
+                Answer::Timeout,
+                "v02",
+                &["c1", "c2"],
+            ),
+        ];
+        let state = |counter: &str, links: &[&str]| State {
+            students: vec![entity(Kind::Student, "s", counter, links)],
+            courses: vec![
+                entity(Kind::Course, "c1", "v00", &[]),
+                entity(Kind::Course, "c2", "v00", &[]),
+            ],
+        };
+        assert!(
+            lost(&calls, state("v01", &["c1"])).0,
+            "the acknowledged one, minus a gone course"
+        );
+        assert!(
+            lost(&calls, state("v02", &["c1", "c2"])).0,
+            "the unknown one"
+        );
+        assert!(!lost(&calls, state("v02", &["c1"])).0, "a mix of both");
+    }
+
+    #[test]
+    fn acknowledged_creates_stay_and_acknowledged_deletes_go() {
+        let created = [write(CallOp::Create, "s", 1, Answer::Http(201), "v00", &[])];
+        let empty = State::default();
+        assert!(
+            !lost(&created, empty.clone()).0,
+            "an acknowledged create is missing"
+        );
+        let mut deleted = created.to_vec();
+        deleted.push(write(CallOp::Delete, "s", 2, Answer::Http(204), "", &[]));
+        assert!(lost(&deleted, empty).0);
+        let still_there = State {
+            students: vec![entity(Kind::Student, "s", "v00", &[])],
+            courses: vec![],
+        };
+        assert!(
+            !lost(&deleted, still_there.clone()).0,
+            "an acknowledged delete left it"
+        );
+        deleted[1].answer = Answer::Connection("http connect".into());
+        assert!(
+            lost(&deleted, still_there).0,
+            "a delete of unknown outcome may not have happened"
+        );
+    }
+
+    #[test]
+    fn the_relation_must_be_whole() {
+        let whole = State {
+            students: vec![entity(Kind::Student, "s", "v00", &["c"])],
+            courses: vec![entity(Kind::Course, "c", "v00", &["s"])],
+        };
+        assert!(relation_problems(&whole).is_empty());
+        let one_sided = State {
+            students: vec![entity(Kind::Student, "s", "v00", &["c"])],
+            courses: vec![entity(Kind::Course, "c", "v00", &[])],
+        };
+        assert_eq!(relation_problems(&one_sided).len(), 1);
+        let dangling = State {
+            students: vec![entity(Kind::Student, "s", "v00", &["x"])],
+            courses: vec![],
+        };
+        assert!(
+            relation_problems(&dangling)
+                .iter()
+                .any(|p| p.contains("does not exist"))
+        );
+    }
+}
