@@ -9,6 +9,7 @@ mod probes;
 mod request_id;
 mod resource;
 mod routes;
+mod runtime;
 pub mod schema;
 
 use std::{net::SocketAddr, time::Duration};
@@ -21,6 +22,7 @@ pub use error::ApiError;
 pub use openapi::document as openapi_document;
 pub use request_id::context;
 pub use routes::{Data, JsonEntity, entity_scope};
+pub use runtime::OnRuntime;
 
 use nis_runtime::readiness::Readiness;
 
@@ -46,6 +48,8 @@ pub fn bind(
 ) -> std::io::Result<(Server, SocketAddr)> {
     let listener = std::net::TcpListener::bind(settings.addr)?;
     let addr = listener.local_addr()?;
+    // The probes open store connections too: on the application's runtime (see `OnRuntime`).
+    let readiness = readiness.on_runtime(tokio::runtime::Handle::current());
     let server = HttpServer::new(move || {
         App::new()
             .wrap(from_fn(request_id::middleware))

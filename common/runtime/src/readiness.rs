@@ -63,6 +63,35 @@ impl Readiness {
         self
     }
 
+    /// The same checks, each run on `runtime`: a probe that opens a connection opens it there,
+    /// not on the runtime of the caller (an HTTP worker's, which a graceful stop shuts down
+    /// first).
+    #[must_use]
+    pub fn on_runtime(self, runtime: tokio::runtime::Handle) -> Self {
+        let checks = self
+            .checks
+            .iter()
+            .map(|check| {
+                let (probe, runtime) = (check.probe.clone(), runtime.clone());
+                let on_runtime: Probe = Arc::new(move || {
+                    let work = runtime.spawn(probe());
+                    Box::pin(async move {
+                        work.await
+                            .unwrap_or_else(|e| Err(format!("the probe did not finish: {e}")))
+                    })
+                });
+                Check {
+                    name: check.name,
+                    critical: check.critical,
+                    probe: on_runtime,
+                }
+            })
+            .collect();
+        Self {
+            checks: Arc::new(checks),
+        }
+    }
+
     /// Probes every dependency concurrently.
     pub async fn check(&self) -> Report {
         let results = join_all(self.checks.iter().map(|check| async move {

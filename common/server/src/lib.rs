@@ -174,7 +174,9 @@ where
     let (jetstream, topology, consumed) = (queue.jetstream(), queue.topology(), service.clone());
     workers.spawn(|stop| consumer::run::<E, _>(jetstream, topology, consumed, stop));
 
-    let (http, http_peer) = (service.clone(), peer.clone());
+    // HTTP handlers run on actix's worker runtimes: their service calls go to this one.
+    let http = nis_http::OnRuntime::new(service.clone(), tokio::runtime::Handle::current());
+    let http_peer = peer.clone();
     serve(
         settings,
         readiness::<E, _>(&store, &cache, &queue),

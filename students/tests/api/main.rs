@@ -11,3 +11,4 @@ mod helpers;
 mod http;
 mod metrics;
 mod outbox;
+mod runtimes;
