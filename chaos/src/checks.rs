@@ -478,6 +478,30 @@ fn dependencies(service: Service) -> &'static [FaultKind] {
     }
 }
 
+/// How long MongoDB keeps the open transaction of a client that died: its
+/// `transactionLifetimeLimitSeconds`, 60 s on mongod and on the test server (the deployments set
+/// 15 s, docs/behaviour.md §5.9). Until then every write to a document that transaction wrote
+/// conflicts, and courses answers it 503 after its retries.
+pub const ORPHANED_TRANSACTION: Duration = Duration::from_secs(60);
+
+/// The fault that explains a 503 / UNAVAILABLE to a write of courses long after a fault: a
+/// courses replica killed in the middle of a transaction, which the server keeps open (and the
+/// document locked) for [`ORPHANED_TRANSACTION`].
+fn orphaned_transaction_cause(e: &Evidence<'_>, call: &Call) -> Option<String> {
+    let courses = |replica: usize| e.addresses[replica].service == Service::Courses;
+    let write_of_courses = courses(call.replica) && call.op.is_write();
+    e.faults
+        .iter()
+        .any(|f| {
+            write_of_courses
+                && f.kind == FaultKind::Kill
+                && f.replica.is_some_and(courses)
+                && f.start <= call.end
+                && call.start <= f.start + ORPHANED_TRANSACTION + GRACE
+        })
+        .then(|| "transaction left open by a sigkill of courses".to_owned())
+}
+
 fn overlaps(call: &Call, fault: &FaultRecord) -> bool {
     call.start <= fault.end + GRACE && call.end >= fault.start
 }
@@ -541,13 +565,15 @@ fn responses(e: &Evidence<'_>, report: &mut Report) {
         match call.answer.class() {
             Class::Ok | Class::Refused => {}
             Class::Internal => problems.push(describe(call)),
-            Class::Unavailable => match unavailable_cause(e, call) {
-                Some(cause) => *unavailable.entry(cause).or_default() += 1,
-                None => {
-                    *unavailable.entry("unexplained".into()).or_default() += 1;
-                    problems.push(format!("{} (no fault to explain it)", describe(call)));
+            Class::Unavailable => {
+                match unavailable_cause(e, call).or_else(|| orphaned_transaction_cause(e, call)) {
+                    Some(cause) => *unavailable.entry(cause).or_default() += 1,
+                    None => {
+                        *unavailable.entry("unexplained".into()).or_default() += 1;
+                        problems.push(format!("{} (no fault to explain it)", describe(call)));
+                    }
                 }
-            },
+            }
             Class::NoAnswer => match no_answer_cause(e, call) {
                 Some(cause) => *no_answer.entry(cause).or_default() += 1,
                 None => {
