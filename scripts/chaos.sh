@@ -45,16 +45,6 @@ if [[ -z $NIS_TEST_MONGODB_URI ]]; then
 fi
 export NIS_TEST_MONGODB_URI
 
-# Where cargo puts binaries (honours CARGO_TARGET_DIR and cargo config).
-target_dir() {
-  local dir
-  dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p') || true
-  [[ -n $dir ]] || dir=${CARGO_TARGET_DIR:-target}
-  [[ $dir == /* ]] || dir=$NIS_ROOT/$dir
-  echo "$dir"
-}
-
 log "cargo build --release -p students -p courses -p initializer -p chaos"
 cargo build --release -p students -p courses -p initializer -p chaos
 bin=$(target_dir)/release

@@ -316,3 +316,13 @@ check_reachable() { # NAME URL
     log "$1: using $host:${port:-default port}"
   fi
 }
+
+# Where cargo puts binaries (honours CARGO_TARGET_DIR and cargo config).
+target_dir() {
+  local dir
+  dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
+    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p') || true
+  [[ -n $dir ]] || dir=${CARGO_TARGET_DIR:-target}
+  [[ $dir == /* ]] || dir=$NIS_ROOT/$dir
+  echo "$dir"
+}

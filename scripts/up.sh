@@ -44,16 +44,6 @@ ensure_pg_database() {
   fi
 }
 
-# Where cargo puts binaries (honours CARGO_TARGET_DIR and cargo config).
-target_dir() {
-  local dir
-  dir=$(cargo metadata --format-version 1 --no-deps 2>/dev/null \
-    | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p') || true
-  [[ -n $dir ]] || dir=${CARGO_TARGET_DIR:-target}
-  [[ $dir == /* ]] || dir=$NIS_ROOT/$dir
-  echo "$dir"
-}
-
 SUMMARY=()
 
 # replica_addr ADDR I: ADDR (host:port) with the port moved up by I - 1.
