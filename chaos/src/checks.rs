@@ -484,9 +484,10 @@ fn dependencies(service: Service) -> &'static [FaultKind] {
 /// conflicts, and courses answers it 503 after its retries.
 pub const ORPHANED_TRANSACTION: Duration = Duration::from_secs(60);
 
-/// The fault that explains a 503 / UNAVAILABLE to a write of courses long after a fault: a
-/// courses replica killed in the middle of a transaction, which the server keeps open (and the
-/// document locked) for [`ORPHANED_TRANSACTION`].
+/// The fault that explains a 503 / UNAVAILABLE, or no answer within the client's timeout, to a
+/// write of courses long after a fault: a courses replica killed in the middle of a transaction,
+/// which the server keeps open (and the document locked) for [`ORPHANED_TRANSACTION`]; courses
+/// retries the write until it gives up, which may take longer than the client waits.
 fn orphaned_transaction_cause(e: &Evidence<'_>, call: &Call) -> Option<String> {
     let courses = |replica: usize| e.addresses[replica].service == Service::Courses;
     let write_of_courses = courses(call.replica) && call.op.is_write();
@@ -574,13 +575,15 @@ fn responses(e: &Evidence<'_>, report: &mut Report) {
                     }
                 }
             }
-            Class::NoAnswer => match no_answer_cause(e, call) {
-                Some(cause) => *no_answer.entry(cause).or_default() += 1,
-                None => {
-                    *no_answer.entry("unexplained".into()).or_default() += 1;
-                    problems.push(format!("{} (the replica was not down)", describe(call)));
+            Class::NoAnswer => {
+                match no_answer_cause(e, call).or_else(|| orphaned_transaction_cause(e, call)) {
+                    Some(cause) => *no_answer.entry(cause).or_default() += 1,
+                    None => {
+                        *no_answer.entry("unexplained".into()).or_default() += 1;
+                        problems.push(format!("{} (the replica was not down)", describe(call)));
+                    }
                 }
-            },
+            }
         }
     }
     report.figure(format!(
