@@ -26,7 +26,7 @@ test: ## Ensure servers, fmt check, clippy, then cargo nextest on the workspace
 fmt: ## Format the code (cargo fmt --all)
 	cargo fmt --all
 
-lint: ## cargo fmt --check and clippy -D warnings
+lint: ## cargo fmt --check, clippy -D warnings, shellcheck
 	@bash scripts/lint.sh
 
 .PHONY: chaos

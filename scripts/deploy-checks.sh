@@ -8,7 +8,9 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 cd "$NIS_ROOT"
 
-command -v promtool >/dev/null && command -v prometheus >/dev/null || apt_install prometheus
+if ! command -v promtool >/dev/null || ! command -v prometheus >/dev/null; then
+  apt_install prometheus
+fi
 command -v kubectl >/dev/null || die "kubectl is needed to render the kustomize overlays"
 
 venv=${NIS_DEPLOY_CHECKS_VENV:-${XDG_CACHE_HOME:-$HOME/.cache}/nis/deploy-checks-venv}

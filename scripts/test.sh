@@ -25,7 +25,9 @@ nis_unlock   # tests take a while; let `make up/down` run meanwhile
 psql -w -X -tA -d "$NIS_TEST_POSTGRES_URL/postgres" \
   -c "select datname from pg_database where datname ~ '^[a-z]+_test_[0-9a-f]{32}$'" 2>/dev/null \
   | while read -r db; do
-      [[ -n $db ]] && psql -w -X -q -d "$NIS_TEST_POSTGRES_URL/postgres" -c "drop database if exists \"$db\" with (force)" || true
+      if [[ -n $db ]]; then
+        psql -w -X -q -d "$NIS_TEST_POSTGRES_URL/postgres" -c "drop database if exists \"$db\" with (force)" || true
+      fi
     done
 
 # MongoDB for the courses tests: the given server, else a private MongoDB-compatible test
@@ -33,8 +35,8 @@ psql -w -X -tA -d "$NIS_TEST_POSTGRES_URL/postgres" \
 if [[ -z ${NIS_TEST_MONGODB_URI:-} ]]; then
   export NIS_MONGO_DIR=$NIS_RUN_DIR/test-mongo
   mkdir -p "$NIS_MONGO_DIR"
-  trap 'MONGODB_URI= "$NIS_ROOT/scripts/mongo.sh" stop >/dev/null 2>&1 || true' EXIT
-  NIS_TEST_MONGODB_URI=$(MONGODB_URI= "$NIS_ROOT/scripts/mongo.sh" start)
+  trap 'MONGODB_URI="" "$NIS_ROOT/scripts/mongo.sh" stop >/dev/null 2>&1 || true' EXIT
+  NIS_TEST_MONGODB_URI=$(MONGODB_URI='' "$NIS_ROOT/scripts/mongo.sh" start)
 fi
 export NIS_TEST_MONGODB_URI
 
