@@ -13,7 +13,7 @@
 //! A received change that changes nothing (a duplicate, a stale change) writes nothing, in
 //! every store alike (docs/behaviour.md §5.5).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Duration};
 
 use crate::{
     entity::Entity,
@@ -28,6 +28,11 @@ use crate::{
 /// How often a write starts over after losing a race before it gives up with
 /// [`Error::Unavailable`].
 pub const MAX_ATTEMPTS: usize = 50;
+/// How long a write keeps starting over after losing races before it gives up with
+/// [`Error::Unavailable`]: a caller gets a 503 within a few seconds instead of its own timeout
+/// (a document held by a dead client's transaction loses every race until the server aborts
+/// it; docs/behaviour.md §5.7).
+pub const RETRY_BUDGET: Duration = Duration::from_secs(3);
 
 /// Where new pair clocks take their wall-clock part (microseconds since the Unix epoch).
 pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -106,6 +111,7 @@ impl<S> Core<S> {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Attempt<E, T>, Error>>,
     {
+        let give_up = tokio::time::Instant::now() + RETRY_BUDGET;
         for _ in 0..MAX_ATTEMPTS {
             match attempt().await? {
                 Attempt::Done(value) => return Ok(Written::new(value, vec![])),
@@ -118,6 +124,7 @@ impl<S> Core<S> {
                             }
                             return Ok(Written::new(value, relinked));
                         }
+                        Committed::Conflict if tokio::time::Instant::now() >= give_up => break,
                         Committed::Conflict => continue,
                     }
                 }

@@ -231,3 +231,29 @@ async fn a_store_that_is_down_fails_the_write_as_unavailable() {
     store.set_down(false);
     assert!(store.drain_outbox().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_write_that_keeps_losing_races_gives_up_within_its_budget() {
+    let (core, store) = core();
+    let created = core.create(&ctx(), draft(&[])).await.expect("created");
+    // Every commit takes a second and loses, as against a document a dead client still locks.
+    store.lose_every_race(Some(std::time::Duration::from_secs(1)));
+    let started = tokio::time::Instant::now();
+    let answer = core.update(&ctx(), &created.value.id, draft(&["c1"])).await;
+    assert!(
+        matches!(answer, Err(Error::Unavailable { .. })),
+        "{answer:?}"
+    );
+    let took = started.elapsed();
+    assert!(
+        took >= crate::core::RETRY_BUDGET
+            && took < crate::core::RETRY_BUDGET + std::time::Duration::from_secs(2),
+        "gave up after {took:?}"
+    );
+    let (_, conflicts) = store.commit_counts();
+    assert!(
+        conflicts < 10,
+        "{conflicts} attempts, not {}",
+        crate::core::MAX_ATTEMPTS
+    );
+}

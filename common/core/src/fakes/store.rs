@@ -31,6 +31,8 @@ struct State<E: Entity> {
     commits: u64,
     conflicts: u64,
     down: bool,
+    /// When set, every conditional commit takes this long and then loses its race.
+    losing: Option<Duration>,
 }
 
 /// Entities and their outbox in memory. Clones share the data. Every load and commit yields to
@@ -62,6 +64,7 @@ impl<E: Entity> MemoryStore<E> {
                 commits: 0,
                 conflicts: 0,
                 down: false,
+                losing: None,
             })),
             make_id: Arc::new(make_id),
         }
@@ -83,6 +86,12 @@ impl<E: Entity> MemoryStore<E> {
     /// Makes every call fail with [`Error::Unavailable`] (`true`) or work again (`false`).
     pub fn set_down(&self, down: bool) {
         self.lock().down = down;
+    }
+
+    /// From now on every conditional commit takes `delay` and then reports a conflict, as a
+    /// document locked by another transaction would (`None`: commits as usual).
+    pub fn lose_every_race(&self, delay: Option<Duration>) {
+        self.lock().losing = delay;
     }
 
     /// Every entity, in creation order.
@@ -222,6 +231,12 @@ impl<E: Entity> EntityStore<E> for MemoryStore<E> {
 
     async fn commit(&self, commit: Commit<E>) -> Result<Committed, Error> {
         tokio::task::yield_now().await;
+        let losing = self.lock().losing;
+        if let (Some(delay), Some(_)) = (losing, commit.expected) {
+            tokio::time::sleep(delay).await;
+            self.lock().conflicts += 1;
+            return Ok(Committed::Conflict);
+        }
         let mut state = self.lock();
         Self::available(&state)?;
         let target = match &commit.change {
