@@ -1,4 +1,4 @@
--- Students, each with the ids of its courses (CONTRACT §2).
+-- Students, each with the ids of its courses (docs/behaviour.md §2).
 CREATE TABLE students (
     id          uuid        PRIMARY KEY,
     -- Insertion order: lists are stable, oldest first.
