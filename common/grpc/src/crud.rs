@@ -110,13 +110,14 @@ pub async fn list_by_other<E: Entity, S: EntityService<E>, P: Peer>(
     other: &str,
     page: Option<pb::Page>,
 ) -> Result<Vec<E>, Status> {
+    // Malformed input is refused before the peer is asked.
     async {
-        let (other, page) = cross_args::<E>(other, page)?;
-        peer.ensure_exists(ctx, &other.to_string()).await?;
-        service.list_linked(ctx, &other, page).await
+        let (other, _) = cross_args::<E>(other, page)?;
+        peer.ensure_exists(ctx, &other.to_string()).await
     }
     .await
-    .map_err(status)
+    .map_err(status)?;
+    list_linking(service, ctx, other, page).await
 }
 
 /// For the peer service: a page of our entities that link `other` (an id of the other kind, as
