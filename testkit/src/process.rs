@@ -36,10 +36,23 @@ pub fn free_port() -> u16 {
         .expect("free port")
 }
 
-/// Starts `binary` with `env` plus JSON logs and free ports, waits until ready, makes one list
-/// request of `kind` with a known request id, finds that id in a JSON log line, then sends
+/// Runs `<binary> healthcheck` with `env` and the given `HTTP_ADDR`; true when it exits 0.
+fn healthcheck(binary: &str, env: &[(String, String)], http_addr: &str) -> bool {
+    let output = Command::new(binary)
+        .arg("healthcheck")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("HTTP_ADDR", http_addr)
+        .output()
+        .expect("run healthcheck");
+    output.status.success()
+}
+
+/// Starts `binary` with `env` plus JSON logs and free ports, waits until ready, checks that
+/// `<binary> healthcheck` says healthy (and unhealthy for a port nothing listens on), makes one
+/// list request of `kind` with a known request id, finds that id in a JSON log line, then sends
 /// SIGTERM and expects exit 0.
-pub async fn assert_json_logs_and_graceful_stop(
+pub async fn assert_healthcheck_json_logs_and_graceful_stop(
     binary: &str,
     env: &[(String, String)],
     kind: &str,
@@ -70,6 +83,16 @@ pub async fn assert_json_logs_and_graceful_stop(
         async move { request.await.ok().filter(|r| r.status() == 200) }
     })
     .await;
+    // The way compose calls it: the container's own environment, a wildcard listen address.
+    assert!(
+        healthcheck(binary, env, &format!("0.0.0.0:{http_port}")),
+        "`{binary} healthcheck` failed while the service is ready"
+    );
+    assert!(
+        !healthcheck(binary, env, &format!("127.0.0.1:{}", free_port())),
+        "`{binary} healthcheck` succeeded with nothing listening"
+    );
+
     let response = client
         .get(format!("{base}/api/{kind}"))
         .header("x-request-id", "log-me-42")

@@ -1,6 +1,8 @@
 //! The command line every service shares: `<service> [serve]` runs it, `<service> migrate`
-//! prepares its store and exits (for a Kubernetes Job or a compose one-shot). Exit codes: 0
-//! after a clean stop, 1 when it cannot start, 2 for a configuration or usage error.
+//! prepares its store and exits (for a Kubernetes Job or a compose one-shot), `<service>
+//! healthcheck` exits 0 when the running service's `/readyz` answers ready (a container
+//! healthcheck). Exit codes: 0 after a clean stop, 1 when it cannot start (or is not
+//! healthy), 2 for a configuration or usage error.
 
 use std::process::ExitCode;
 
@@ -19,6 +21,8 @@ enum Command {
     Serve,
     /// Prepare the store, then exit.
     Migrate,
+    /// Ask the running service whether it is ready.
+    Healthcheck,
 }
 
 /// Reads the command from the process arguments; a usage error is named on stderr.
@@ -26,8 +30,11 @@ fn command(program: &str) -> Result<Command, ExitCode> {
     match std::env::args().nth(1).as_deref() {
         None | Some("serve") => Ok(Command::Serve),
         Some("migrate") => Ok(Command::Migrate),
+        Some("healthcheck") => Ok(Command::Healthcheck),
         Some(other) => {
-            eprintln!("{program}: unknown command `{other}` (expected `serve` or `migrate`)");
+            eprintln!(
+                "{program}: unknown command `{other}` (expected `serve`, `migrate` or `healthcheck`)"
+            );
             Err(ExitCode::from(2))
         }
     }
@@ -86,6 +93,17 @@ async fn migrate<T>(
     }
 }
 
+/// Exit 0 when the service listening on `http_addr` is ready; otherwise says why on stderr.
+async fn healthcheck(program: &str, http_addr: std::net::SocketAddr) -> ExitCode {
+    match crate::healthcheck::check(http_addr).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{program}: not healthy: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// The `main` of a service program: reads the command, takes `config` (exit 2, naming every
 /// problem, if it is invalid), starts logging, then serves with `start` or prepares the store
 /// with `migrate`.
@@ -102,6 +120,17 @@ where
         Ok(command) => command,
         Err(usage) => return usage,
     };
+    if command == Command::Healthcheck {
+        // Quiet on success and without logging set up: a container runtime runs it every few
+        // seconds and keeps only its last output.
+        return match config {
+            Ok(config) => healthcheck(program, config.as_ref().http_addr).await,
+            Err(e) => {
+                eprintln!("{program}: {e}");
+                ExitCode::from(2)
+            }
+        };
+    }
     let config = match configured(program, config, |c| c.as_ref().log_format) {
         Ok(config) => config,
         Err(invalid) => return invalid,
@@ -109,5 +138,6 @@ where
     match command {
         Command::Serve => serve(program, start(&config)).await,
         Command::Migrate => self::migrate(program, migrate(&config)).await,
+        Command::Healthcheck => unreachable!("answered before logging starts"),
     }
 }

@@ -4,6 +4,7 @@
 //! only runs them.
 
 pub mod cli;
+pub mod healthcheck;
 mod queue;
 
 use std::{convert::Infallible, net::SocketAddr, time::Duration};
@@ -38,6 +39,12 @@ use tonic::{
     service::Routes,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
+
+/// Every service binary links this crate, so this is the allocator of both services when they
+/// are built for musl (the images); glibc builds keep the system allocator.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 pub use queue::Queue;
 

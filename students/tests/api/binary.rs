@@ -1,4 +1,5 @@
-//! The real binary: configuration errors, JSON logs with request ids, graceful shutdown.
+//! The real binary: configuration errors, the healthcheck, JSON logs with request ids,
+//! graceful shutdown.
 
 use testkit::process;
 
@@ -23,7 +24,7 @@ fn malformed_settings_are_named() {
 }
 
 #[tokio::test]
-async fn json_logs_carry_the_request_id_and_sigterm_exits_cleanly() {
+async fn healthcheck_passes_json_logs_carry_the_request_id_and_sigterm_exits_cleanly() {
     let database = testkit::stores::create_postgres_database("students_test").await;
     let prefix = testkit::unique_name("t");
     testkit::queue::create_streams(&prefix).await;
@@ -36,7 +37,7 @@ async fn json_logs_carry_the_request_id_and_sigterm_exits_cleanly() {
         ("NIS_PREFIX".to_owned(), prefix.clone()),
         ("NATS_URL".to_owned(), testkit::nats_url()),
     ];
-    process::assert_json_logs_and_graceful_stop(BINARY, &env, "students").await;
+    process::assert_healthcheck_json_logs_and_graceful_stop(BINARY, &env, "students").await;
     testkit::queue::delete_streams(&prefix).await;
     testkit::stores::drop_postgres_database(database).await;
 }
