@@ -1,9 +1,15 @@
 #!/usr/bin/env bash
 # Installs nis and everything it needs on the cluster of the current kubectl
-# context, in order, and waits for each step. Safe to run again: Helm
-# releases are upgraded, existing Secrets are kept, the Jobs run again.
+# context, in order, and waits for each step (bounded; a failure names the
+# step). Safe to run again, and a second run changes nothing: Helm releases
+# are upgraded with the same values, existing Secrets are kept (the key's
+# label is re-applied, repairing an interrupted run), the Jobs run again only
+# when their manifests changed.
 #
-#   k8s/install.sh [dev|prod]            (default: dev)
+#   k8s/install.sh [--dry-run] [dev|prod]     (default: dev)
+#
+#   --dry-run   print the plan (releases, Secrets, manifests) and change nothing;
+#               needs no cluster.
 #
 # Steps:
 #   1. preflight (kubectl, helm, the context)     6. Prometheus, Loki, Alloy, Grafana
@@ -19,31 +25,53 @@
 #                       `kind load docker-image nis-courses:dev`.
 #   NIS_IMAGE_TAG       image tag (default: the overlay's: dev / 0.1.0)
 #   NIS_HELM_TIMEOUT    per-release wait (default 10m)
+#   NIS_WAIT_TIMEOUT    wait for each Job and Deployment (default 10m)
 #
 # Build the images first (docs/deploy.md):
-#   docker build --target courses-distroless  -t nis-courses:dev .
-#   docker build --target students-distroless -t nis-students:dev .
-#   docker build --target initializer         -t nis-initializer:dev .
-set -euo pipefail
+#   docker build --target courses     -t nis-courses:dev .
+#   docker build --target students    -t nis-students:dev .
+#   docker build --target initializer -t nis-initializer:dev .
+set -Eeuo pipefail
 
-env_name=${1:-dev}
-case $env_name in
-  dev | prod) ;;
-  -h | --help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-  *) echo "usage: $0 [dev|prod]" >&2; exit 2 ;;
-esac
+env_name=dev
+dry_run=false
+for arg in "$@"; do
+  case $arg in
+    dev | prod) env_name=$arg ;;
+    --dry-run) dry_run=true ;;
+    -h | --help) sed -n '2,/^set -Eeuo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    *) echo "usage: $0 [--dry-run] [dev|prod]" >&2; exit 2 ;;
+  esac
+done
 
 k8s_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo_dir=$(cd "$k8s_dir/.." && pwd)
 helm_dir=$k8s_dir/helm
 timeout=${NIS_HELM_TIMEOUT:-10m}
+wait_timeout=${NIS_WAIT_TIMEOUT:-10m}
 # shellcheck source=k8s/helm/versions.env
 . "$helm_dir/versions.env"
 
 step=0
-step() { step=$((step + 1)); printf '\n==> %d. %s\n' "$step" "$*"; }
+step_name=""
+step() { step=$((step + 1)); step_name=$*; printf '\n==> %d. %s\n' "$step" "$*"; }
 log() { printf '    %s\n' "$*"; }
-die() { printf 'install: %s\n' "$*" >&2; exit 1; }
+die() { printf 'install: step %d (%s): %s\n' "$step" "$step_name" "$*" >&2; exit 1; }
+# Any other failing command still says where it happened.
+on_error() { printf 'install: step %d (%s) failed (exit %d)\n' "$step" "$step_name" "$1" >&2; }
+trap 'on_error $?' ERR
+
+# Runs a command that changes the cluster, its output discarded (the log says what
+# happens); with --dry-run, prints it instead.
+change() {
+  if $dry_run; then
+    printf '    would run:'
+    printf ' %q' "$@"
+    printf '\n'
+  else
+    "$@" >/dev/null
+  fi
+}
 
 # helm upgrade --install with the base values file, plus helm/prod/<name>.yaml
 # in prod when it exists. Usage: release NAME NAMESPACE CHART VERSION [ARGS...]
@@ -55,7 +83,7 @@ release() {
     values+=(-f "$helm_dir/prod/$name.yaml")
   fi
   log "helm: $name ($chart $version) in namespace $namespace"
-  helm upgrade --install "$name" "$chart" --version "$version" \
+  change helm upgrade --install "$name" "$chart" --version "$version" \
     --namespace "$namespace" "${values[@]}" "$@" \
     --wait --timeout "$timeout"
 }
@@ -63,10 +91,12 @@ release() {
 # A random secret: 32 bytes as hex (URL-safe, so it can go into URLs as is).
 random_hex() { od -An -N32 -tx1 /dev/urandom | tr -d ' \n'; }
 
-secret_exists() { kubectl -n "$1" get secret "$2" >/dev/null 2>&1; }
+# A dry run has no cluster to ask: every Secret is taken as missing.
+secret_exists() { ! $dry_run && kubectl -n "$1" get secret "$2" >/dev/null 2>&1; }
 
 # The value of KEY in Secret NAME (namespace NS), decoded.
 secret_value() {
+  if $dry_run; then echo "<$2.$3>"; return; fi
   kubectl -n "$1" get secret "$2" -o "jsonpath={.data.$3}" | base64 -d
 }
 
@@ -80,35 +110,49 @@ ensure_secret() {
   fi
   local args=()
   for pair in "$@"; do args+=(--from-literal="$pair"); done
+  if $dry_run; then
+    log "would create secret $ns/$name (${*%%=*}...) unless present"
+    return
+  fi
   kubectl -n "$ns" create secret generic "$name" "${args[@]}" >/dev/null
   log "secret $ns/$name created"
 }
 
+# Scratch space inside k8s/, so the overlay below can name its base by a
+# relative path (kustomize refuses absolute ones); removed on exit.
+tmp=$(mktemp -d "$k8s_dir/.install.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
 # ---------------------------------------------------------------------------
 step "Preflight"
 command -v kubectl >/dev/null || die "kubectl is not installed"
-command -v helm >/dev/null || die "helm (3.8 or newer, for OCI charts) is not installed"
-context=$(kubectl config current-context 2>/dev/null) || die "no current kubectl context"
-kubectl version >/dev/null 2>&1 || die "cannot reach the cluster of context '$context'"
-log "context: $context"
+if $dry_run; then
+  log "dry run: nothing is changed, no cluster is asked"
+else
+  command -v helm >/dev/null || die "helm (3.8 or newer, for OCI charts) is not installed"
+  context=$(kubectl config current-context 2>/dev/null) || die "no current kubectl context"
+  kubectl version >/dev/null 2>&1 || die "cannot reach the cluster of context '$context'"
+  log "context: $context"
+fi
 log "environment: $env_name"
 
 # ---------------------------------------------------------------------------
 step "Helm repositories"
-helm repo add kong "$KONG_REPO" --force-update >/dev/null
-helm repo add prometheus-community "$PROMETHEUS_REPO" --force-update >/dev/null
-helm repo add grafana "$GRAFANA_REPO" --force-update >/dev/null
-helm repo add nats "$NATS_REPO" --force-update >/dev/null
-helm repo update >/dev/null
+change helm repo add kong "$KONG_REPO" --force-update
+change helm repo add prometheus-community "$PROMETHEUS_REPO" --force-update
+change helm repo add grafana "$GRAFANA_REPO" --force-update
+change helm repo add nats "$NATS_REPO" --force-update
+change helm repo update
 log "kong, prometheus-community, grafana, nats (+ Bitnami OCI: $BITNAMI_OCI)"
 
 # ---------------------------------------------------------------------------
 step "Namespaces"
 # nis comes from the kustomize base (with its Pod Security labels); it is
 # needed now because the data stores go into it.
-kubectl apply -f "$k8s_dir/base/namespace.yaml" >/dev/null
+change kubectl apply -f "$k8s_dir/base/namespace.yaml"
 for ns in kong monitoring; do
-  kubectl create namespace "$ns" --dry-run=client -o yaml | kubectl apply -f - >/dev/null
+  kubectl create namespace "$ns" --dry-run=client -o yaml >"$tmp/namespace-$ns.yaml"
+  change kubectl apply -f "$tmp/namespace-$ns.yaml"
 done
 log "nis, kong, monitoring"
 
@@ -141,11 +185,11 @@ ensure_secret nis courses-db \
   "MONGODB_URI=mongodb://nis:$mongo_password@$mongo_hosts/nis_courses?replicaSet=rs0&authSource=nis_courses"
 ensure_secret nis nis-redis "REDIS_URL=redis://:$redis_password@redis-master:6379"
 
-# The API key of the Kong consumer; KIC finds it by this label.
-if ! secret_exists nis nis-client-key; then
-  ensure_secret nis nis-client-key "key=$(random_hex)"
-  kubectl -n nis label secret nis-client-key konghq.com/credential=key-auth >/dev/null
-fi
+# The API key of the Kong consumer. The ingress controller finds it by this label, so the
+# label is applied on every run: a run interrupted between the two commands must not leave
+# a credential that is ignored (every request would get 401).
+ensure_secret nis nis-client-key "key=$(random_hex)"
+change kubectl -n nis label secret nis-client-key konghq.com/credential=key-auth --overwrite
 ensure_secret monitoring grafana-admin "admin-user=admin" "admin-password=$(random_hex)"
 
 # ---------------------------------------------------------------------------
@@ -159,11 +203,6 @@ release kong kong kong/kong "$KONG_CHART_VERSION"
 
 # ---------------------------------------------------------------------------
 step "Monitoring (files from monitoring/, shared with docker compose)"
-# Scratch space inside k8s/, so the overlay below can name its base by a
-# relative path (kustomize refuses absolute ones); removed on exit.
-tmp=$(mktemp -d "$k8s_dir/.install.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
-
 # Alert rules and scrape jobs as Helm values, without yq: indent the files
 # under their keys (both are plain YAML documents).
 {
@@ -183,8 +222,8 @@ release alloy monitoring grafana/alloy "$ALLOY_CHART_VERSION" \
 kubectl -n monitoring create configmap nis-dashboards \
   --from-file="$repo_dir/monitoring/grafana/dashboards" --dry-run=client -o yaml \
   | kubectl label --local -f - grafana_dashboard=1 -o yaml \
-  | kubectl annotate --local -f - grafana_folder=nis -o yaml \
-  | kubectl apply -f - >/dev/null
+  | kubectl annotate --local -f - grafana_folder=nis -o yaml >"$tmp/dashboards.yaml"
+change kubectl apply -f "$tmp/dashboards.yaml"
 log "configmap monitoring/nis-dashboards"
 release grafana monitoring grafana/grafana "$GRAFANA_CHART_VERSION"
 
@@ -207,27 +246,43 @@ mkdir -p "$tmp/overlay"
   fi
 } >"$tmp/overlay/kustomization.yaml"
 kubectl kustomize "$tmp/overlay" >"$tmp/nis.yaml"
+jobs=(nis-initializer students-migrate courses-migrate)
+log "manifests: ${env_name} overlay, $(grep -c '^kind:' "$tmp/nis.yaml") objects"
 
-# Jobs are immutable: remove the previous run's so they run again.
-kubectl -n nis delete job nis-initializer students-migrate courses-migrate \
-  --ignore-not-found >/dev/null
+# A Job's pod template cannot change: when the Jobs' manifests differ from the cluster's
+# (a new image, or no Job yet), the old ones are removed so they run again; unchanged Jobs
+# are left alone, having already completed.
+job_selector='app.kubernetes.io/component in (migration,provisioning)'
+if $dry_run; then
+  log "would re-run the Jobs ${jobs[*]} if their manifests changed"
+elif ! kubectl diff -f "$tmp/nis.yaml" -l "$job_selector" >/dev/null 2>&1; then
+  kubectl -n nis delete job "${jobs[@]}" --ignore-not-found >/dev/null
+  log "Jobs changed or missing: they run (again)"
+else
+  log "Jobs unchanged since the last run: kept"
+fi
 # Everything but the long-running servers (their Deployments, autoscalers
 # and disruption budgets carry app.kubernetes.io/component=server), so the
 # servers start only once the streams and schemas exist.
-kubectl apply -f "$tmp/nis.yaml" -l 'app.kubernetes.io/component!=server' >/dev/null
-for job in nis-initializer students-migrate courses-migrate; do
-  log "waiting for job/$job"
-  kubectl -n nis wait --for=condition=complete "job/$job" --timeout=10m >/dev/null \
-    || die "job/$job did not complete: kubectl -n nis logs job/$job"
+change kubectl apply -f "$tmp/nis.yaml" -l 'app.kubernetes.io/component!=server'
+for job in "${jobs[@]}"; do
+  log "waiting for job/$job (up to $wait_timeout)"
+  change kubectl -n nis wait --for=condition=complete "job/$job" --timeout="$wait_timeout" \
+    || die "job/$job did not complete within $wait_timeout: kubectl -n nis logs job/$job"
 done
 
 # ---------------------------------------------------------------------------
 step "nis: services"
-kubectl apply -f "$tmp/nis.yaml" >/dev/null
+change kubectl apply -f "$tmp/nis.yaml"
 for deployment in students courses; do
-  log "waiting for deployment/$deployment"
-  kubectl -n nis rollout status "deployment/$deployment" --timeout=10m >/dev/null
+  log "waiting for deployment/$deployment (up to $wait_timeout)"
+  change kubectl -n nis rollout status "deployment/$deployment" --timeout="$wait_timeout" \
+    || die "deployment/$deployment did not become ready within $wait_timeout: kubectl -n nis describe deployment/$deployment"
 done
+if $dry_run; then
+  log "dry run done: nothing was changed"
+  exit 0
+fi
 
 # ---------------------------------------------------------------------------
 step "Done"
