@@ -17,7 +17,7 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    telemetry::init_tracing(config.log_format);
+    let _logs = telemetry::init_tracing(config.log_format);
     tracing::info!(
         prefix = %config.prefix,
         replicas = config.streams.replicas,

@@ -62,7 +62,7 @@ pub async fn serve_with_peer<E: JsonEntity>(
     peer: FakePeer,
 ) -> InProcessService {
     if std::env::var_os("TEST_LOG").is_some() {
-        telemetry::init_tracing(LogFormat::Text);
+        telemetry::init_tracing(LogFormat::Text).keep_for_the_process();
     }
     let store = MemoryStore::<E>::new(make_id);
     let cache = MemoryCache::default();

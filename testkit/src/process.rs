@@ -157,3 +157,22 @@ pub fn assert_migrate_succeeds(binary: &str, env: &[(String, String)]) {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+/// Runs `binary serve` with `env` (which should make start-up fail within a second or two) in
+/// text format with stdout a pipe, and asserts it logged lines without terminal colour codes.
+pub fn assert_text_logs_are_plain_when_piped(binary: &str, env: &[(&str, &str)]) {
+    let output = Command::new(binary)
+        .arg("serve")
+        .env_clear()
+        .envs(env.iter().copied())
+        .env("LOG_FORMAT", "text")
+        .env("STARTUP_TIMEOUT_SECS", "1")
+        .output()
+        .expect("run the binary");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(!stdout.trim().is_empty(), "{binary} logged nothing");
+    assert!(
+        !stdout.contains('\u{1b}'),
+        "colour codes in logs written to a pipe: {stdout}"
+    );
+}

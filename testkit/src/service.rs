@@ -22,7 +22,7 @@ pub fn settings(prefix: &str, dead_redis: bool) -> ServiceSettings {
 /// [`settings`] with the other service's gRPC URL.
 pub fn settings_with_peer(prefix: &str, dead_redis: bool, peer_url: &str) -> ServiceSettings {
     if std::env::var_os("TEST_LOG").is_some() {
-        telemetry::init_tracing(LogFormat::Text);
+        telemetry::init_tracing(LogFormat::Text).keep_for_the_process();
     }
     ServiceSettings {
         http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),

@@ -1,7 +1,7 @@
 //! Logs (tracing) and metrics (Prometheus): set up once per process. The metric names live in
 //! `nis_core::metric_names`.
 
-use std::{str::FromStr, sync::OnceLock, time::Duration};
+use std::{io::IsTerminal as _, str::FromStr, sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use nis_core::metric_names::{
@@ -32,10 +32,31 @@ impl FromStr for LogFormat {
     }
 }
 
+/// Keeps the background log writer of [`init_tracing`] running; dropping it writes out what
+/// is still buffered, so the program keeps it until it exits.
+#[must_use = "dropping it stops the log writer"]
+pub struct LogGuard {
+    _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+}
+
+impl LogGuard {
+    /// Keeps the writer for the life of the process (tests and in-process servers, which
+    /// have no `main` to hold it).
+    pub fn keep_for_the_process(self) {
+        std::mem::forget(self);
+    }
+}
+
 /// Installs the global tracing subscriber (level from `RUST_LOG`, default `info`).
-/// A second call in the same process is a no-op, which keeps tests simple.
-pub fn init_tracing(format: LogFormat) {
+///
+/// Lines go to stdout through a background writer, so a request never waits on the terminal
+/// or the pipe; if the writer falls far behind (more than 128k lines) new lines are dropped
+/// rather than slowing requests down. Colour codes only when stdout is a terminal: a log
+/// collector gets plain text. A second call in the same process is a no-op, which keeps
+/// tests simple.
+pub fn init_tracing(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Json => registry
@@ -43,13 +64,22 @@ pub fn init_tracing(format: LogFormat) {
                 fmt::layer()
                     .json()
                     .with_current_span(true)
-                    .with_span_list(false),
+                    .with_span_list(false)
+                    .with_writer(writer),
             )
             .try_init(),
-        LogFormat::Text => registry.with(fmt::layer()).try_init(),
+        LogFormat::Text => registry
+            .with(
+                fmt::layer()
+                    .with_ansi(std::io::stdout().is_terminal())
+                    .with_writer(writer),
+            )
+            .try_init(),
     };
     // Already installed (tests start several apps in one process): keep the first.
-    let _ = result;
+    LogGuard {
+        _writer: result.ok().map(|()| guard),
+    }
 }
 
 const LATENCY_BUCKETS: &[f64] = &[

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use nis_runtime::{
     config::{ConfigError, ServiceSettings},
     lifecycle::StartError,
-    telemetry::{self, LogFormat},
+    telemetry::{self, LogFormat, LogGuard},
 };
 
 use crate::Running;
@@ -41,16 +41,16 @@ fn command(program: &str) -> Result<Command, ExitCode> {
 }
 
 /// The configuration, or exit code 2 with every problem named on stderr. Starts logging in
-/// the format the configuration asks for.
+/// the format the configuration asks for (the guard keeps the log writer until exit).
 fn configured<C>(
     program: &str,
     config: Result<C, ConfigError>,
     log_format: impl FnOnce(&C) -> LogFormat,
-) -> Result<C, ExitCode> {
+) -> Result<(C, LogGuard), ExitCode> {
     match config {
         Ok(config) => {
-            telemetry::init_tracing(log_format(&config));
-            Ok(config)
+            let logs = telemetry::init_tracing(log_format(&config));
+            Ok((config, logs))
         }
         Err(e) => {
             eprintln!("{program}: {e}");
@@ -131,8 +131,8 @@ where
             }
         };
     }
-    let config = match configured(program, config, |c| c.as_ref().log_format) {
-        Ok(config) => config,
+    let (config, _logs) = match configured(program, config, |c| c.as_ref().log_format) {
+        Ok(configured) => configured,
         Err(invalid) => return invalid,
     };
     match command {

@@ -61,3 +61,12 @@ async fn migrate_applies_the_migrations_and_exits() {
     drop(connection);
     testkit::stores::drop_postgres_database(database).await;
 }
+
+#[test]
+fn text_logs_written_to_a_pipe_have_no_colour_codes() {
+    // Nothing listens on port 1: start-up fails after STARTUP_TIMEOUT_SECS, logging why.
+    process::assert_text_logs_are_plain_when_piped(
+        BINARY,
+        &[("DATABASE_URL", "postgres://nis@127.0.0.1:1/nowhere")],
+    );
+}
