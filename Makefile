@@ -29,6 +29,10 @@ fmt: ## Format the code (cargo fmt --all)
 lint: ## cargo fmt --check, clippy -D warnings, shellcheck
 	@bash scripts/lint.sh
 
+.PHONY: bench
+bench: ## The services against a bare baseline: Markdown table and chart in docs/benchmarks.md (~25 min; BENCH_ROUNDS, BENCH_DURATION...)
+	@bash scripts/bench.sh
+
 .PHONY: chaos
 chaos: ## Seeded fault campaign on 2 replicas of each service (SEED=n, DURATION=secs, default 180); see docs/chaos.md
 	@SEED=$(SEED) DURATION=$(DURATION) bash scripts/chaos.sh

@@ -1,0 +1,27 @@
+//! `bench-baseline --listen ADDR --redis-url URL --database-url URL [--workers N]
+//! [--timeout-ms MS]`: the bare actix-web server the services are compared with (see
+//! `bench::baseline`). Prints nothing on stdout; serves until SIGINT or SIGTERM. Exits 2 on a
+//! flag mistake, 1 if it cannot connect or listen.
+
+use std::process::ExitCode;
+
+use bench::{baseline, error::chain, flags::Flags};
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let flags = match Flags::from_env(baseline::USAGE, baseline::FLAGS) {
+        Ok(flags) => flags,
+        Err(code) => return code,
+    };
+    let config = match baseline::Config::from_flags(&flags) {
+        Ok(config) => config,
+        Err(e) => return bench::flags::usage_exit(baseline::USAGE, &e),
+    };
+    match baseline::serve(&config).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-baseline: {}", chain(&*e));
+            ExitCode::FAILURE
+        }
+    }
+}
