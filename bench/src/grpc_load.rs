@@ -18,81 +18,44 @@ use tonic::{
     transport::{Channel, Endpoint},
 };
 
-use crate::{
-    BoxError,
-    error::chain,
-    flags::{FlagError, Flags},
-    latency::Latencies,
-};
-
-/// The flags of `bench-grpc`.
-pub const USAGE: &str = "usage: bench-grpc --url URL --kind students|courses --id ID \
-[--connections N (10)] [--duration-secs S (10)] [--warmup-secs S (2)] [--timeout-ms MS (5000)] [--threads N (1)]";
-
-/// The flag names `bench-grpc` knows.
-pub const FLAGS: &[&str] = &[
-    "url",
-    "kind",
-    "id",
-    "connections",
-    "duration-secs",
-    "warmup-secs",
-    "timeout-ms",
-    "threads",
-];
+use crate::{BoxError, cli, error::chain, latency::Latencies};
 
 /// How long a connection pauses after a failed call, so a dead server is not spun on.
 const PAUSE_AFTER_ERROR: Duration = Duration::from_millis(1);
 
 /// Which public service's `Get` is called.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Kind {
     Students,
     Courses,
 }
 
-/// One load run.
-#[derive(Debug, Clone)]
+/// One load run: the command line of `bench-grpc`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "bench-grpc")]
 pub struct Config {
+    /// The service's gRPC URL.
+    #[arg(long)]
     pub url: String,
+    #[arg(long, value_enum)]
     pub kind: Kind,
+    /// The id to get.
+    #[arg(long)]
     pub id: String,
+    #[arg(long, default_value = "10", value_parser = cli::positive)]
     pub connections: usize,
+    #[arg(long = "duration-secs", default_value = "10", value_parser = cli::positive_seconds)]
     pub duration: Duration,
+    #[arg(long = "warmup-secs", default_value = "2", value_parser = cli::seconds)]
     pub warmup: Duration,
     /// The deadline of connecting and of each call.
+    #[arg(long = "timeout-ms", default_value = "5000", value_parser = cli::millis)]
     pub timeout: Duration,
     /// The client's threads: 1 (the default) runs every connection on one thread, which
     /// costs the machine the least CPU beside the server (a multi-threaded client spends more
     /// on waking its threads than it gains on a 2-core machine).
+    #[arg(long, default_value = "1", value_parser = cli::positive)]
     pub threads: usize,
-}
-
-impl Config {
-    /// The configuration from the command line.
-    pub fn from_flags(flags: &Flags) -> Result<Self, FlagError> {
-        let kind = match flags.required("kind")? {
-            "students" => Kind::Students,
-            "courses" => Kind::Courses,
-            other => {
-                return Err(FlagError::Invalid(format!(
-                    "--kind must be students or courses, not {other:?}"
-                )));
-            }
-        };
-        Ok(Self {
-            url: flags.required("url")?.to_owned(),
-            kind,
-            id: flags.required("id")?.to_owned(),
-            connections: usize::try_from(flags.positive("connections", 10)?)
-                .map_err(|e| FlagError::Invalid(format!("--connections: {e}")))?,
-            duration: Duration::from_secs(flags.positive("duration-secs", 10)?),
-            warmup: flags.seconds("warmup-secs", 2)?,
-            timeout: flags.millis("timeout-ms", 5000)?,
-            threads: usize::try_from(flags.positive("threads", 1)?)
-                .map_err(|e| FlagError::Invalid(format!("--threads: {e}")))?,
-        })
-    }
 }
 
 /// The JSON line of `bench-grpc`.
@@ -230,27 +193,29 @@ async fn drive(mut client: Client, id: String, measure_from: Instant, end: Insta
 mod tests {
     use super::*;
 
-    fn flags(args: &[&str]) -> Flags {
-        Flags::parse(args.iter().map(|s| (*s).to_owned()), FLAGS).expect("known flags")
+    use clap::Parser as _;
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        Config::try_parse_from(std::iter::once("bench-grpc").chain(args.iter().copied()))
     }
 
     #[test]
     fn defaults_and_kinds() {
-        let config = Config::from_flags(&flags(&[
+        let config = parse(&[
             "--url",
             "http://127.0.0.1:50020",
             "--kind",
             "courses",
             "--id",
             "x",
-        ]))
+        ])
         .expect("valid");
         assert_eq!(config.kind, Kind::Courses);
         assert_eq!(config.connections, 10);
         assert_eq!(config.duration, Duration::from_secs(10));
         assert_eq!(config.warmup, Duration::from_secs(2));
         assert_eq!(config.threads, 1);
-        let bad = Config::from_flags(&flags(&["--url", "u", "--kind", "teachers", "--id", "x"]));
+        let bad = parse(&["--url", "u", "--kind", "teachers", "--id", "x"]);
         assert!(bad.is_err());
     }
 }

@@ -7,12 +7,12 @@
 //!   service;
 //! - `bench-report` ([`report`]): the Markdown report and PNG chart of a results file.
 //!
-//! Every tool takes command-line flags ([`flags`]), writes its result as one JSON line on
+//! Every tool parses its command line with clap ([`cli`]), writes its result as one JSON line on
 //! stdout ([`output`]) and its diagnostics on stderr; every outbound call has a timeout.
 
 pub mod baseline;
+pub mod cli;
 pub mod error;
-pub mod flags;
 pub mod grpc_load;
 pub mod latency;
 pub mod output;

@@ -13,24 +13,7 @@ use actix_web::{App, HttpServer, web};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use sqlx::postgres::PgPoolOptions;
 
-use crate::{
-    BoxError,
-    error::chain,
-    flags::{FlagError, Flags},
-};
-
-/// The flags of `bench-baseline`.
-pub const USAGE: &str = "usage: bench-baseline --listen ADDR --redis-url URL --database-url URL \
-[--workers N (default: one per core)] [--timeout-ms MS (5000)]";
-
-/// The flag names `bench-baseline` knows.
-pub const FLAGS: &[&str] = &[
-    "listen",
-    "redis-url",
-    "database-url",
-    "workers",
-    "timeout-ms",
-];
+use crate::{BoxError, cli, error::chain};
 
 /// The PostgreSQL pool size (the services' default).
 const POOL_SIZE: u32 = 10;
@@ -38,31 +21,27 @@ const POOL_SIZE: u32 = 10;
 /// How long requests in flight may finish after SIGTERM.
 const SHUTDOWN_GRACE_SECS: u64 = 5;
 
-/// What `bench-baseline` serves and where.
-#[derive(Debug, Clone)]
+/// What `bench-baseline` serves and where: its command line.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "bench-baseline")]
 pub struct Config {
     /// `host:port` (port 0 picks a free one, shown on stderr).
+    #[arg(long)]
     pub listen: String,
+    #[arg(long = "redis-url")]
     pub redis_url: String,
+    #[arg(long = "database-url")]
     pub database_url: String,
+    /// actix workers (default: one per core, like the services).
+    #[arg(long, default_value_t = cores(), value_parser = cli::positive)]
     pub workers: usize,
     /// The deadline of each Redis and PostgreSQL call (and of connecting).
+    #[arg(long = "timeout-ms", default_value = "5000", value_parser = cli::millis)]
     pub timeout: Duration,
 }
 
-impl Config {
-    /// The configuration from the command line.
-    pub fn from_flags(flags: &Flags) -> Result<Self, FlagError> {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
-        Ok(Self {
-            listen: flags.required("listen")?.to_owned(),
-            redis_url: flags.required("redis-url")?.to_owned(),
-            database_url: flags.required("database-url")?.to_owned(),
-            workers: usize::try_from(flags.positive("workers", cores as u64)?)
-                .map_err(|e| FlagError::Invalid(format!("--workers: {e}")))?,
-            timeout: flags.millis("timeout-ms", 5000)?,
-        })
-    }
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
 }
 
 /// Connects to Redis and PostgreSQL (failing fast if either is unreachable), then serves until

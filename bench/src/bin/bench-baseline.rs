@@ -5,18 +5,12 @@
 
 use std::process::ExitCode;
 
-use bench::{baseline, error::chain, flags::Flags};
+use bench::{baseline, error::chain};
+use clap::Parser as _;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let flags = match Flags::from_env(baseline::USAGE, baseline::FLAGS) {
-        Ok(flags) => flags,
-        Err(code) => return code,
-    };
-    let config = match baseline::Config::from_flags(&flags) {
-        Ok(config) => config,
-        Err(e) => return bench::flags::usage_exit(baseline::USAGE, &e),
-    };
+    let config = baseline::Config::parse();
     match baseline::serve(&config).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

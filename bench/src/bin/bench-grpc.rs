@@ -6,17 +6,11 @@
 
 use std::process::ExitCode;
 
-use bench::{BoxError, error::chain, flags::Flags, grpc_load, output};
+use bench::{BoxError, error::chain, grpc_load, output};
+use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let flags = match Flags::from_env(grpc_load::USAGE, grpc_load::FLAGS) {
-        Ok(flags) => flags,
-        Err(code) => return code,
-    };
-    let config = match grpc_load::Config::from_flags(&flags) {
-        Ok(config) => config,
-        Err(e) => return bench::flags::usage_exit(grpc_load::USAGE, &e),
-    };
+    let config = grpc_load::Config::parse();
     match run(&config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

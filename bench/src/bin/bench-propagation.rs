@@ -6,10 +6,11 @@
 
 use std::process::ExitCode;
 
+use clap::Parser as _;
+
 use bench::{
     BoxError,
     error::chain,
-    flags::Flags,
     output,
     propagation::{self, Api, Config, Fixture},
     signals,
@@ -17,14 +18,7 @@ use bench::{
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let flags = match Flags::from_env(propagation::USAGE, propagation::FLAGS) {
-        Ok(flags) => flags,
-        Err(code) => return code,
-    };
-    let config = match Config::from_flags(&flags) {
-        Ok(config) => config,
-        Err(e) => return bench::flags::usage_exit(propagation::USAGE, &e),
-    };
+    let config = Config::parse();
     let api = match Api::new(&config.students, &config.courses, propagation::CALL_TIMEOUT) {
         Ok(api) => api,
         Err(e) => {

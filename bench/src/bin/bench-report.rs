@@ -5,17 +5,11 @@
 
 use std::process::ExitCode;
 
-use bench::{error::chain, flags::Flags, report};
+use bench::{error::chain, report};
+use clap::Parser as _;
 
 fn main() -> ExitCode {
-    let flags = match Flags::from_env(report::USAGE, report::FLAGS) {
-        Ok(flags) => flags,
-        Err(code) => return code,
-    };
-    let config = match report::Config::from_flags(&flags) {
-        Ok(config) => config,
-        Err(e) => return bench::flags::usage_exit(report::USAGE, &e),
-    };
+    let config = report::Config::parse();
     match report::run(&config) {
         Ok(markdown) => {
             print!("{markdown}");

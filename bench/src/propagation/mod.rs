@@ -15,19 +15,7 @@ use tokio::time::Instant;
 
 pub use api::{Api, StudentFields};
 
-use crate::{
-    BoxError,
-    error::chain,
-    flags::{FlagError, Flags},
-    latency::Latencies,
-};
-
-/// The flags of `bench-propagation`.
-pub const USAGE: &str = "usage: bench-propagation --students URL --courses URL \
-[--samples N (200)] [--timeout-ms MS (5000)]";
-
-/// The flag names `bench-propagation` knows.
-pub const FLAGS: &[&str] = &["students", "courses", "samples", "timeout-ms"];
+use crate::{BoxError, cli, error::chain, latency::Latencies};
 
 /// The pace of the reads that wait for the link.
 const POLL_EVERY: Duration = Duration::from_millis(1);
@@ -36,27 +24,21 @@ const POLL_EVERY: Duration = Duration::from_millis(1);
 /// also bounded by what is left of its sample's timeout).
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// One probe run.
-#[derive(Debug, Clone)]
+/// One probe run: the command line of `bench-propagation`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "bench-propagation")]
 pub struct Config {
+    /// The students service's HTTP base URL.
+    #[arg(long)]
     pub students: String,
+    /// The courses service's HTTP base URL.
+    #[arg(long)]
     pub courses: String,
+    #[arg(long, default_value = "200", value_parser = cli::positive)]
     pub samples: usize,
     /// How long a sample may take before it counts as lost.
+    #[arg(long = "timeout-ms", default_value = "5000", value_parser = cli::millis)]
     pub timeout: Duration,
-}
-
-impl Config {
-    /// The configuration from the command line.
-    pub fn from_flags(flags: &Flags) -> Result<Self, FlagError> {
-        Ok(Self {
-            students: flags.required("students")?.to_owned(),
-            courses: flags.required("courses")?.to_owned(),
-            samples: usize::try_from(flags.positive("samples", 200)?)
-                .map_err(|e| FlagError::Invalid(format!("--samples: {e}")))?,
-            timeout: flags.millis("timeout-ms", 5000)?,
-        })
-    }
 }
 
 /// The JSON line of `bench-propagation`.

@@ -9,38 +9,24 @@ pub mod summary;
 
 use std::path::{Path, PathBuf};
 
-use crate::{
-    BoxError,
-    flags::{FlagError, Flags},
-};
-
-/// The flags of `bench-report`.
-pub const USAGE: &str = "usage: bench-report --results FILE [--png FILE] [--font FILE \
-(default /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf, Debian's fonts-dejavu-core)]";
-
-/// The flag names `bench-report` knows.
-pub const FLAGS: &[&str] = &["results", "png", "font"];
+use crate::BoxError;
 
 /// The chart's font unless `--font` names another.
 pub const DEFAULT_FONT: &str = "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf";
 
-/// One report.
-#[derive(Debug, Clone)]
+/// One report: the command line of `bench-report`.
+#[derive(Debug, Clone, clap::Parser)]
+#[command(name = "bench-report")]
 pub struct Config {
+    /// The JSON-lines results file of scripts/bench.sh.
+    #[arg(long)]
     pub results: PathBuf,
+    /// Where to draw the chart (none: no chart).
+    #[arg(long)]
     pub png: Option<PathBuf>,
+    /// The chart's font (Debian's fonts-dejavu-core by default).
+    #[arg(long, default_value = DEFAULT_FONT)]
     pub font: PathBuf,
-}
-
-impl Config {
-    /// The configuration from the command line.
-    pub fn from_flags(flags: &Flags) -> Result<Self, FlagError> {
-        Ok(Self {
-            results: flags.required("results")?.into(),
-            png: flags.text("png").map(PathBuf::from),
-            font: flags.text("font").unwrap_or(DEFAULT_FONT).into(),
-        })
-    }
 }
 
 /// The Markdown report of the results file, after drawing the chart if asked for.
