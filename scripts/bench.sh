@@ -490,7 +490,8 @@ if [[ $OUT != - ]]; then
     echo "figures below are from one run, on the machine it names. Each load case ran"
     echo "$ROUNDS times for ${DURATION} s at $CONNECTIONS connections, interleaved with the other cases;"
     echo "the ratio compares its median throughput with the median of its baseline route, the"
-    echo "bare actix-web server doing only the same Redis GET or PostgreSQL select."
+    echo "bare actix-web server doing only the same Redis GET or PostgreSQL select. Where the"
+    echo "time goes, and what was changed because of it: [performance.md](performance.md)."
     echo
     echo "![throughput and p99 per case](benchmarks.png)"
     echo

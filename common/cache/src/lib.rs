@@ -11,9 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use redis::{
-    AsyncCommands as _, Client, Script, aio::ConnectionManager, aio::ConnectionManagerConfig,
-};
+use redis::{AsyncCommands as _, Client, aio::ConnectionManager, aio::ConnectionManagerConfig};
 
 use nis_core::cache::{Cache, CacheError, Lookup};
 use nis_runtime::config::CacheSettings;
@@ -25,18 +23,13 @@ const GENERATION_TTL_SECS: i64 = 24 * 3600;
 /// How long lookups skip Redis after it failed.
 const BACKOFF: Duration = Duration::from_secs(1);
 
-/// Reads a scope's generation and the entry stored under it in one round trip.
-const LOOKUP_SCRIPT: &str = r"
-local generation = redis.call('GET', KEYS[1]) or '0'
-local value = redis.call('GET', ARGV[1] .. generation .. ':' .. ARGV[2])
-return {generation, value}
-";
+/// The bytes before an entry's value: the generation it was stored under (u64, big-endian).
+const STAMP: usize = 8;
 
 /// A cache in Redis, its keys under `{prefix}:{namespace}:`.
 #[derive(Clone)]
 pub struct RedisCache {
     connection: ConnectionManager,
-    lookup: Arc<Script>,
     namespace: Arc<str>,
     ttl_secs: u64,
     timeout: Duration,
@@ -68,7 +61,6 @@ impl RedisCache {
             .map_err(|e| CacheError(e.to_string()))?;
         Ok(Self {
             connection,
-            lookup: Arc::new(Script::new(LOOKUP_SCRIPT)),
             namespace: format!("{prefix}:{service}").into(),
             ttl_secs: settings.ttl.as_secs().max(1),
             timeout: settings.timeout,
@@ -81,8 +73,8 @@ impl RedisCache {
         format!("{}:{scope}:gen", self.namespace)
     }
 
-    fn value_key_prefix(&self, scope: &str) -> String {
-        format!("{}:{scope}:v", self.namespace)
+    fn value_key(&self, scope: &str, key: &str) -> String {
+        format!("{}:{scope}:v:{key}", self.namespace)
     }
 
     fn now_ms(&self) -> u64 {
@@ -117,17 +109,21 @@ impl Cache for RedisCache {
         if self.skipping() {
             return Err(CacheError("skipped after a recent failure".into()));
         }
+        // One plain MGET (no script): the generation, and the entry stamped with the generation
+        // it was stored under, which must be the current one.
         let mut connection = self.connection.clone();
-        let mut invocation = self.lookup.key(self.generation_key(scope));
-        invocation.arg(self.value_key_prefix(scope)).arg(key);
-        let (generation, value): (String, Option<Vec<u8>>) = self
-            .call("lookup", invocation.invoke_async(&mut connection))
-            .await?;
-        let generation = generation.parse().map_err(|_| {
-            CacheError(format!(
-                "corrupt generation {generation:?} in scope {scope}"
-            ))
+        let keys = [self.generation_key(scope), self.value_key(scope, key)];
+        let (generation, entry): (Option<String>, Option<Vec<u8>>) =
+            self.call("lookup", connection.mget(&keys)).await?;
+        let generation = generation.map_or(Ok(0), |g| {
+            g.parse().map_err(|_| {
+                CacheError(format!("corrupt generation {g:?} in scope {scope}"))
+            })
         })?;
+        let value = entry.and_then(|mut entry| {
+            let stamp = entry.first_chunk::<STAMP>().copied()?;
+            (u64::from_be_bytes(stamp) == generation).then(|| entry.split_off(STAMP))
+        });
         Ok(Lookup { generation, value })
     }
 
@@ -142,10 +138,13 @@ impl Cache for RedisCache {
             return Ok(());
         }
         let mut connection = self.connection.clone();
-        let key = format!("{}{generation}:{key}", self.value_key_prefix(scope));
+        let mut entry = Vec::with_capacity(STAMP + value.len());
+        entry.extend_from_slice(&generation.to_be_bytes());
+        entry.extend_from_slice(&value);
+        let key = self.value_key(scope, key);
         self.call(
             "fill",
-            connection.set_ex::<_, _, ()>(key, value, self.ttl_secs),
+            connection.set_ex::<_, _, ()>(key, entry, self.ttl_secs),
         )
         .await
     }

@@ -1,21 +1,27 @@
-//! Service calls on the application's runtime, not on actix's.
+//! Service calls in the application's runtime context, polled right on actix's workers.
 //!
 //! actix-web runs each HTTP worker on a runtime of its own, while the stores' connection pools
-//! are shared by the whole process. A connection belongs to the runtime that opened it: one
-//! opened by a worker dies with that worker's runtime, which a graceful stop shuts down while
-//! other workers still drain their requests — and a request that then draws that connection
-//! from the pool fails with "the Tokio context is being shut down" (found by `make chaos`,
-//! docs/chaos.md). [`OnRuntime`] hands every call of the service to the runtime the service was
-//! built on, so every connection is opened, and lives, there.
+//! are shared by the whole process. A connection belongs to the runtime whose context it was
+//! opened in: one opened by a worker dies with that worker's runtime, which a graceful stop
+//! shuts down while other workers still drain their requests — and a request that then uses
+//! that connection fails with "the Tokio context is being shut down" (found by `make chaos`,
+//! docs/chaos.md).
+//!
+//! [`OnRuntime`] polls each call of the service on the worker that received the request, but
+//! inside the application runtime's context: every socket, timer and background task a call
+//! creates (a pool's new connection, Redis' reconnection, a driver task) is registered with the
+//! application's runtime, which lives as long as the process. Handing the whole call to that
+//! runtime instead would do the same at the price of two thread hand-offs per request, which
+//! `make bench` measured as the largest single cost of a cached read (docs/benchmarks.md).
 
-use std::future::Future;
+use std::{future::Future, pin::pin, task::Poll};
 
 use nis_core::{
     Context, Entity, EntityService, Error, IncomingLink, Page, Written, links::Outcome,
 };
 use tokio::runtime::Handle;
 
-/// The service `S`, each call run on `runtime`.
+/// The service `S`, each call polled in the context of `runtime`.
 #[derive(Debug, Clone)]
 pub struct OnRuntime<S> {
     inner: S,
@@ -23,37 +29,35 @@ pub struct OnRuntime<S> {
 }
 
 impl<S> OnRuntime<S> {
-    /// `inner`, its calls run on `runtime` (the application's, e.g. `Handle::current()` at start).
+    /// `inner`, its calls run in `runtime`'s context (the application's, e.g.
+    /// `Handle::current()` at start).
     pub fn new(inner: S, runtime: Handle) -> Self {
         Self { inner, runtime }
     }
 
-    async fn run<T: Send + 'static>(
-        &self,
-        work: impl Future<Output = Result<T, Error>> + Send + 'static,
-    ) -> Result<T, Error> {
-        self.runtime
-            .spawn(work)
-            .await
-            .unwrap_or_else(|e| Err(Error::internal_because("a service call did not finish", e)))
+    /// Polls `work` to completion, entering the runtime's context for each poll (the guard is
+    /// never held across a suspension, so the worker's own runtime is untouched in between).
+    async fn run<T>(&self, work: impl Future<Output = T>) -> T {
+        let mut work = pin!(work);
+        std::future::poll_fn(|cx| -> Poll<T> {
+            let _entered = self.runtime.enter();
+            work.as_mut().poll(cx)
+        })
+        .await
     }
 }
 
 impl<E: Entity, S: EntityService<E>> EntityService<E> for OnRuntime<S> {
     async fn list(&self, ctx: &Context, page: Page) -> Result<Vec<E>, Error> {
-        let (inner, ctx) = (self.inner.clone(), ctx.clone());
-        self.run(async move { inner.list(&ctx, page).await }).await
+        self.run(self.inner.list(ctx, page)).await
     }
 
     async fn get(&self, ctx: &Context, id: &E::Id) -> Result<E, Error> {
-        let (inner, ctx, id) = (self.inner.clone(), ctx.clone(), id.clone());
-        self.run(async move { inner.get(&ctx, &id).await }).await
+        self.run(self.inner.get(ctx, id)).await
     }
 
     async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<Written<E>, Error> {
-        let (inner, ctx) = (self.inner.clone(), ctx.clone());
-        self.run(async move { inner.create(&ctx, draft).await })
-            .await
+        self.run(self.inner.create(ctx, draft)).await
     }
 
     async fn update(
@@ -62,14 +66,11 @@ impl<E: Entity, S: EntityService<E>> EntityService<E> for OnRuntime<S> {
         id: &E::Id,
         draft: E::Draft,
     ) -> Result<Written<E>, Error> {
-        let (inner, ctx, id) = (self.inner.clone(), ctx.clone(), id.clone());
-        self.run(async move { inner.update(&ctx, &id, draft).await })
-            .await
+        self.run(self.inner.update(ctx, id, draft)).await
     }
 
     async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<Written<()>, Error> {
-        let (inner, ctx, id) = (self.inner.clone(), ctx.clone(), id.clone());
-        self.run(async move { inner.delete(&ctx, &id).await }).await
+        self.run(self.inner.delete(ctx, id)).await
     }
 
     async fn list_linked(
@@ -78,9 +79,7 @@ impl<E: Entity, S: EntityService<E>> EntityService<E> for OnRuntime<S> {
         other: &E::OtherId,
         page: Page,
     ) -> Result<Vec<E>, Error> {
-        let (inner, ctx, other) = (self.inner.clone(), ctx.clone(), other.clone());
-        self.run(async move { inner.list_linked(&ctx, &other, page).await })
-            .await
+        self.run(self.inner.list_linked(ctx, other, page)).await
     }
 
     async fn apply_link(
@@ -88,8 +87,6 @@ impl<E: Entity, S: EntityService<E>> EntityService<E> for OnRuntime<S> {
         ctx: &Context,
         change: IncomingLink<E>,
     ) -> Result<Written<Outcome>, Error> {
-        let (inner, ctx) = (self.inner.clone(), ctx.clone());
-        self.run(async move { inner.apply_link(&ctx, change).await })
-            .await
+        self.run(self.inner.apply_link(ctx, change)).await
     }
 }

@@ -32,6 +32,38 @@ impl FromStr for LogFormat {
     }
 }
 
+/// How long the log writer rests after writing out a batch.
+const BATCH_PAUSE: Duration = Duration::from_millis(5);
+
+/// Stdout for the background log writer, in batches: the writer drains every line queued since
+/// it last looked, then flushes — once per batch — and rests for [`BATCH_PAUSE`]. While it
+/// rests nobody waits on the queue, so a request that logs a line only appends it; without the
+/// rest, the writer would sleep on the queue after each line and every request would pay for
+/// waking it (a tenth of a cached read's cost in `make bench`, docs/benchmarks.md). A line
+/// reaches stdout at most that much later.
+struct Batches(std::io::BufWriter<std::io::Stdout>);
+
+impl Default for Batches {
+    fn default() -> Self {
+        Self(std::io::BufWriter::with_capacity(
+            64 * 1024,
+            std::io::stdout(),
+        ))
+    }
+}
+
+impl std::io::Write for Batches {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.write(buf)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.0.flush()?;
+        std::thread::sleep(BATCH_PAUSE);
+        Ok(())
+    }
+}
+
 /// Keeps the background log writer of [`init_tracing`] running; dropping it writes out what
 /// is still buffered, so the program keeps it until it exits.
 #[must_use = "dropping it stops the log writer"]
@@ -50,13 +82,13 @@ impl LogGuard {
 /// Installs the global tracing subscriber (level from `RUST_LOG`, default `info`).
 ///
 /// Lines go to stdout through a background writer, so a request never waits on the terminal
-/// or the pipe; if the writer falls far behind (more than 128k lines) new lines are dropped
+/// or the pipe (see [`Batches`]); if the writer falls far behind (more than 128k lines) new lines are dropped
 /// rather than slowing requests down. Colour codes only when stdout is a terminal: a log
 /// collector gets plain text. A second call in the same process is a no-op, which keeps
 /// tests simple.
 pub fn init_tracing(format: LogFormat) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let (writer, guard) = tracing_appender::non_blocking(std::io::stdout());
+    let (writer, guard) = tracing_appender::non_blocking(Batches::default());
     let registry = tracing_subscriber::registry().with(filter);
     let result = match format {
         LogFormat::Json => registry

@@ -1,7 +1,7 @@
 //! A regression test for what `make chaos` found (docs/chaos.md): students answered 503 to a
 //! request still draining after SIGTERM, because the request was using a PostgreSQL connection
 //! that another HTTP worker had opened on its own runtime, which the stop shut down. The HTTP API
-//! now runs every service call on the application's runtime (`nis_http::OnRuntime`).
+//! now polls every service call in the application's runtime context (`nis_http::OnRuntime`).
 
 use std::{sync::mpsc, time::Duration};
 
