@@ -290,6 +290,7 @@ impl Clients {
                         first_name: entity.tag.clone(),
                         last_name: entity.counter.clone(),
                         course_ids: entity.links.clone(),
+                        expected_version: None,
                     };
                     let mut client = self.student_client(replica);
                     grpc(client.update_student(request), student).await
@@ -302,6 +303,7 @@ impl Clients {
                         discipline: entity.tag.clone(),
                         teacher: entity.counter.clone(),
                         student_ids: entity.links.clone(),
+                        expected_version: None,
                     };
                     let mut client = self.course_client(replica);
                     grpc(client.update_course(request), course).await
@@ -325,12 +327,18 @@ impl Clients {
             }
             Transport::Grpc => match kind {
                 Kind::Student => {
-                    let request = pb::DeleteStudentRequest { id: id.to_owned() };
+                    let request = pb::DeleteStudentRequest {
+                        id: id.to_owned(),
+                        expected_version: None,
+                    };
                     let mut client = self.student_client(replica);
                     grpc(client.delete_student(request), |_| ()).await.0
                 }
                 Kind::Course => {
-                    let request = pb::DeleteCourseRequest { id: id.to_owned() };
+                    let request = pb::DeleteCourseRequest {
+                        id: id.to_owned(),
+                        expected_version: None,
+                    };
                     let mut client = self.course_client(replica);
                     grpc(client.delete_course(request), |_| ()).await.0
                 }

@@ -20,6 +20,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // The cross queries return the other service's entities as JSON, field names as in proto.
         .type_attribute("nis.v1.Student", "#[derive(serde::Serialize)]")
         .type_attribute("nis.v1.Course", "#[derive(serde::Serialize)]")
+        // The HTTP JSON of an entity has no version (HTTP shows it as the ETag).
+        .field_attribute("nis.v1.Student.version", "#[serde(skip)]")
+        .field_attribute("nis.v1.Course.version", "#[serde(skip)]")
         .compile_fds(descriptors)?;
     Ok(())
 }

@@ -36,6 +36,7 @@ async fn record<E: Entity, S: EntityStore<E>>(store: &S, n: usize) -> Vec<String
         expected: None,
         change: Change::Nothing,
         outbox,
+        key: None,
     };
     assert_eq!(store.commit(commit).await.expect("commit"), Committed::Done);
     ids

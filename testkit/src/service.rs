@@ -45,6 +45,7 @@ pub fn settings_with_peer(prefix: &str, dead_redis: bool, peer_url: &str) -> Ser
         nats_url: super::nats_url(),
         peer_url: peer_url.to_owned(),
         peer_timeout: Duration::from_secs(1),
+        idempotency_retention: nis_core::idempotency::DEFAULT_RETENTION,
     }
 }
 

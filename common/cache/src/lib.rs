@@ -116,9 +116,8 @@ impl Cache for RedisCache {
         let (generation, entry): (Option<String>, Option<Vec<u8>>) =
             self.call("lookup", connection.mget(&keys)).await?;
         let generation = generation.map_or(Ok(0), |g| {
-            g.parse().map_err(|_| {
-                CacheError(format!("corrupt generation {g:?} in scope {scope}"))
-            })
+            g.parse()
+                .map_err(|_| CacheError(format!("corrupt generation {g:?} in scope {scope}")))
         })?;
         let value = entry.and_then(|mut entry| {
             let stamp = entry.first_chunk::<STAMP>().copied()?;

@@ -11,28 +11,52 @@
 //!    version is unchanged; on a conflict, start over from 1 (bounded by [`MAX_ATTEMPTS`]).
 //!
 //! A received change that changes nothing (a duplicate, a stale change) writes nothing, in
-//! every store alike (docs/behaviour.md §5.5).
+//! every store alike (docs/behaviour.md §5.5). A commit that loses a race starts over at once
+//! the first time, then after a short random pause that grows with each loss, so writers that
+//! keep colliding spread out: MongoDB's transactions never wait for each other, so without the
+//! pauses many writers of one document would mostly make each other start over.
+//!
+//! Every write a caller makes can be conditional on the version it read
+//! ([`Expected`](crate::conditions::Expected), checked against the version it loads, and
+//! enforced by the conditional commit); a create can carry an idempotency key, stored in the
+//! same commit ([`crate::idempotency`]).
 
 use std::{sync::Arc, time::Duration};
 
 use crate::{
+    conditions::Expected,
     entity::Entity,
     error::Error,
+    idempotency::{self, IdempotencyKey, NewKey},
     links::{self, Clocks, Outcome, Outgoing},
     outbox::{OutboxEntry, OutboxSignal},
     paging::Page,
-    service::{Context, EntityService, IncomingLink, Written},
+    service::{Context, EntityService, IncomingLink, LinkEdit, Written},
     store::{Change, Commit, Committed, EntityStore, LinkState},
 };
 
 /// How often a write starts over after losing a race before it gives up with
 /// [`Error::Unavailable`].
-pub const MAX_ATTEMPTS: usize = 50;
+pub const MAX_ATTEMPTS: usize = 200;
 /// How long a write keeps starting over after losing races before it gives up with
 /// [`Error::Unavailable`]: a caller gets a 503 within a few seconds instead of its own timeout
 /// (a document held by a dead client's transaction loses every race until the server aborts
 /// it; docs/behaviour.md §5.7).
 pub const RETRY_BUDGET: Duration = Duration::from_secs(3);
+/// The longest pause between two attempts of a write that keeps losing races.
+const MAX_PAUSE_MS: u64 = 256;
+
+/// A random pause before attempt `attempt` (from 0) of a write: none before the second, then
+/// up to 2, 4, … [`MAX_PAUSE_MS`] milliseconds.
+async fn pause_before(attempt: usize) {
+    if attempt < 2 {
+        return;
+    }
+    let ceiling = (1u64 << attempt.min(16).saturating_sub(1)).min(MAX_PAUSE_MS);
+    // The low bits of a random UUID are as good a jitter as any.
+    let jitter = (uuid::Uuid::new_v4().as_u128() as u64) % (ceiling * 1000 + 1);
+    tokio::time::sleep(Duration::from_micros(jitter)).await;
+}
 
 /// Where new pair clocks take their wall-clock part (microseconds since the Unix epoch).
 pub type WallClock = Arc<dyn Fn() -> i64 + Send + Sync>;
@@ -45,6 +69,40 @@ pub struct Core<S> {
     subject: Arc<str>,
     signal: OutboxSignal,
     now: WallClock,
+    /// How long idempotency keys are kept.
+    key_retention: Duration,
+    turns: Turns,
+}
+
+/// Writes of one entity in one process take turns instead of racing. Each write of an entity
+/// holds its turn from load to commit, so the writers of a busy entity in a replica queue up,
+/// and only writers in *other* replicas can make a commit lose its race. MongoDB's
+/// transactions never wait for each other: without turns, forty concurrent writers of one
+/// course in one replica mostly made each other start over, until some ran out of time (503).
+/// Ids share [`TURN_STRIPES`] locks by hash; a write holds one entity's turn at a time, so no
+/// two writes can wait on each other.
+#[derive(Clone)]
+struct Turns(Arc<[tokio::sync::Mutex<()>]>);
+
+/// How many locks the ids share.
+const TURN_STRIPES: usize = 64;
+
+impl Default for Turns {
+    fn default() -> Self {
+        Self(
+            (0..TURN_STRIPES)
+                .map(|_| tokio::sync::Mutex::new(()))
+                .collect(),
+        )
+    }
+}
+
+impl Turns {
+    async fn take(&self, id: &impl std::hash::Hash) -> tokio::sync::MutexGuard<'_, ()> {
+        use std::hash::{BuildHasher as _, BuildHasherDefault, DefaultHasher};
+        let hash = BuildHasherDefault::<DefaultHasher>::default().hash_one(id);
+        self.0[(hash % TURN_STRIPES as u64) as usize].lock().await
+    }
 }
 
 impl<S: std::fmt::Debug> std::fmt::Debug for Core<S> {
@@ -64,6 +122,17 @@ impl<S> Core<S> {
             subject: subject.into(),
             signal: OutboxSignal::default(),
             now: Arc::new(links::now_micros),
+            key_retention: idempotency::DEFAULT_RETENTION,
+            turns: Turns::default(),
+        }
+    }
+
+    /// The same core keeping idempotency keys for `retention`.
+    #[must_use]
+    pub fn with_key_retention(self, retention: Duration) -> Self {
+        Self {
+            key_retention: retention,
+            ..self
         }
     }
 
@@ -83,6 +152,8 @@ impl<S> Core<S> {
 enum Attempt<E: Entity, T> {
     /// The write has its answer without committing anything.
     Done(T),
+    /// The answer a request with the same idempotency key got: nothing to write.
+    Replayed(T),
     /// Commit this, then answer with `T` and the relinked ids.
     Commit(Commit<E>, T, Vec<String>),
 }
@@ -104,17 +175,28 @@ impl<S> Core<S> {
     }
 
     /// Runs `attempt` (load and plan) and commits what it planned, starting over on conflict.
-    async fn write<E, T, F, Fut>(&self, mut attempt: F) -> Result<Written<T>, Error>
+    /// Writes of one entity (`entity`: its id) in this process take turns (see [`Turns`]).
+    async fn write<E, T, F, Fut>(
+        &self,
+        entity: Option<&E::Id>,
+        mut attempt: F,
+    ) -> Result<Written<T>, Error>
     where
         E: Entity,
         S: EntityStore<E>,
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<Attempt<E, T>, Error>>,
     {
+        let _turn = match entity {
+            Some(id) => Some(self.turns.take(id).await),
+            None => None,
+        };
         let give_up = tokio::time::Instant::now() + RETRY_BUDGET;
-        for _ in 0..MAX_ATTEMPTS {
+        for n in 0..MAX_ATTEMPTS {
+            pause_before(n).await;
             match attempt().await? {
-                Attempt::Done(value) => return Ok(Written::new(value, vec![])),
+                Attempt::Done(value) => return Ok(Written::unchanged(value)),
+                Attempt::Replayed(value) => return Ok(Written::replayed(value)),
                 Attempt::Commit(commit, value, relinked) => {
                     let recorded = !commit.outbox.is_empty();
                     match self.store.commit(commit).await? {
@@ -145,6 +227,22 @@ fn plan_write<E: Entity>(state: &LinkState, new: &[String], now: i64) -> (Clocks
     (clocks, changes)
 }
 
+impl<S> Core<S> {
+    /// The link state of entity `id`, if it is as `expected`.
+    async fn load_expected<E: Entity>(
+        &self,
+        id: &E::Id,
+        expected: &Expected,
+    ) -> Result<LinkState, Error>
+    where
+        S: EntityStore<E>,
+    {
+        let state = self.store.load_links(id).await?;
+        expected.check::<E>(id, state.as_ref().map(|s| s.version))?;
+        state.ok_or_else(|| E::not_found(id))
+    }
+}
+
 fn strings<I: ToString>(ids: &[I]) -> Vec<String> {
     ids.iter().map(ToString::to_string).collect()
 }
@@ -158,7 +256,12 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
         self.store.get(id).await?.ok_or_else(|| E::not_found(id))
     }
 
-    async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<Written<E>, Error> {
+    async fn create_keyed(
+        &self,
+        ctx: &Context,
+        draft: E::Draft,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Written<E>, Error> {
         let id = self.store.next_id();
         let new = strings(E::draft_links(&draft));
         let fresh = LinkState {
@@ -168,8 +271,18 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
         };
         let (clocks, changes) = plan_write::<E>(&fresh, &new, (self.now)());
         let outbox = self.entries::<E>(ctx, &id, &changes);
+        let key = match key {
+            Some(key) => Some(NewKey {
+                fingerprint: idempotency::fingerprint(&draft)?,
+                key,
+                entity: id.to_string(),
+                retention: self.key_retention,
+            }),
+            None => None,
+        };
+        let (draft, key) = (&draft, &key);
         // The id and the entries are made once: a retried insert is the same insert.
-        self.write(move || {
+        self.write(None, move || {
             let commit = Commit {
                 expected: None,
                 change: Change::Insert {
@@ -178,29 +291,45 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                     clocks: clocks.clone(),
                 },
                 outbox: outbox.clone(),
+                key: key.clone(),
             };
             let created = E::assemble(id.clone(), draft.clone());
             let relinked = new.clone();
-            async move { Ok(Attempt::Commit(commit, created, relinked)) }
+            async move {
+                // A request made again finds its key: the first answer, rebuilt from the id
+                // it stored and these fields (the same, as the fingerprint shows).
+                if let Some(key) = key
+                    && let Some(first) = self.store.find_key(key.key.as_str()).await?
+                {
+                    if first.fingerprint != key.fingerprint {
+                        return Err(Error::KeyReused(format!(
+                            "the idempotency key {} was used for another request",
+                            key.key
+                        )));
+                    }
+                    let id = E::parse_id(&first.entity).map_err(|e| {
+                        Error::internal(format!("a stored key names {}: {e}", first.entity))
+                    })?;
+                    return Ok(Attempt::Replayed(E::assemble(id, draft.clone())));
+                }
+                Ok(Attempt::Commit(commit, created, relinked))
+            }
         })
         .await
     }
 
-    async fn update(
+    async fn update_if(
         &self,
         ctx: &Context,
         id: &E::Id,
         draft: E::Draft,
+        expected: Expected,
     ) -> Result<Written<E>, Error> {
         let new = &strings(E::draft_links(&draft));
-        let draft = &draft;
-        self.write(move || async move {
+        let (draft, expected) = (&draft, &expected);
+        self.write(Some(id), move || async move {
             let new = new.as_slice();
-            let state = self
-                .store
-                .load_links(id)
-                .await?
-                .ok_or_else(|| E::not_found(id))?;
+            let state = self.load_expected(id, expected).await?;
             let (clocks, changes) = plan_write::<E>(&state, new, (self.now)());
             let commit = Commit {
                 expected: Some(state.version),
@@ -210,31 +339,89 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                     clocks,
                 },
                 outbox: self.entries::<E>(ctx, id, &changes),
+                key: None,
             };
             let relinked = changes.into_iter().map(|c| c.other).collect();
-            Ok(Attempt::Commit(
-                commit,
-                E::assemble(id.clone(), draft.clone()),
-                relinked,
-            ))
+            let updated = E::assemble(id.clone(), draft.clone()).with_version(state.version + 1);
+            Ok(Attempt::Commit(commit, updated, relinked))
         })
         .await
     }
 
-    async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<Written<()>, Error> {
-        self.write(move || async move {
-            let state = self
-                .store
-                .load_links(id)
-                .await?
-                .ok_or_else(|| E::not_found(id))?;
+    async fn delete_if(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        expected: Expected,
+    ) -> Result<Written<()>, Error> {
+        let expected = &expected;
+        self.write(Some(id), move || async move {
+            let state = self.load_expected(id, expected).await?;
             let (_, changes) = plan_write::<E>(&state, &[], (self.now)());
             let commit = Commit {
                 expected: Some(state.version),
                 change: Change::Delete { id: id.clone() },
                 outbox: self.entries::<E>(ctx, id, &changes),
+                key: None,
             };
             Ok(Attempt::Commit(commit, (), state.links))
+        })
+        .await
+    }
+
+    async fn set_link(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        edit: LinkEdit<E>,
+        expected: Expected,
+    ) -> Result<Written<i64>, Error> {
+        let other = &edit.other.to_string();
+        let expected = &expected;
+        self.write(Some(id), move || async move {
+            let state = self.load_expected(id, expected).await?;
+            let present = state.links.contains(other);
+            let links: Option<Vec<String>> = match (present, edit.linked) {
+                (true, true) | (false, false) => None,
+                (false, true) if state.links.len() >= E::LINK_LIMIT => {
+                    return Err(Error::invalid_field(
+                        E::LINKS_FIELD,
+                        format!(
+                            "must hold at most {} distinct ids, got {}",
+                            E::LINK_LIMIT,
+                            state.links.len() + 1
+                        ),
+                    ));
+                }
+                (false, true) => Some(state.links.iter().chain([other]).cloned().collect()),
+                (true, false) => Some(
+                    state
+                        .links
+                        .iter()
+                        .filter(|l| *l != other)
+                        .cloned()
+                        .collect(),
+                ),
+            };
+            // Stamped and sent even when this side already agrees (see `links::plan_one`).
+            let mut clocks = state.clocks.clone();
+            let change = links::plan_one(E::SIDE, other, edit.linked, &mut clocks, (self.now)());
+            let relinked = if links.is_some() {
+                vec![other.clone()]
+            } else {
+                vec![]
+            };
+            let commit = Commit {
+                expected: Some(state.version),
+                change: Change::Relink {
+                    id: id.clone(),
+                    links,
+                    clocks,
+                },
+                outbox: self.entries::<E>(ctx, id, std::slice::from_ref(&change)),
+                key: None,
+            };
+            Ok(Attempt::Commit(commit, state.version + 1, relinked))
         })
         .await
     }
@@ -255,7 +442,7 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
     ) -> Result<Written<Outcome>, Error> {
         let received = &change.received();
         let change = &change;
-        self.write(move || async move {
+        self.write(Some(&change.entity), move || async move {
             let state = self.store.load_links(&change.entity).await?;
             let mut clocks = state.as_ref().map(|s| s.clocks.clone()).unwrap_or_default();
             let plan = links::plan_apply(
@@ -295,6 +482,7 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                 expected,
                 change: entity_change,
                 outbox,
+                key: None,
             };
             Ok(Attempt::Commit(commit, plan.outcome, relinked))
         })

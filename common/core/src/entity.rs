@@ -35,8 +35,9 @@ pub trait Entity:
     type OtherId: EntityId;
     /// The raw, unvalidated fields of a create or update, as a transport received them.
     type Input: Default + Send + 'static;
-    /// The validated fields of a create or update: everything but the id.
-    type Draft: Clone + fmt::Debug + Send + Sync + 'static;
+    /// The validated fields of a create or update: everything but the id. Serialized only to
+    /// fingerprint a create for its idempotency key ([`crate::idempotency`]).
+    type Draft: Clone + fmt::Debug + Serialize + Send + Sync + 'static;
 
     /// Plural, lowercase: names the service, the HTTP path (`/api/{KIND}`) and cache keys.
     const KIND: &'static str;
@@ -46,6 +47,8 @@ pub trait Entity:
     const OTHER_KIND: &'static str;
     /// The most links one entity may hold (15 for a student, 60 for a course).
     const LINK_LIMIT: usize;
+    /// The field that holds its links (`course_ids` for a student), for error details.
+    const LINKS_FIELD: &'static str;
     /// Which side of the relation it is on: the parity of the clocks it stamps.
     const SIDE: Side;
 
@@ -55,7 +58,16 @@ pub trait Entity:
     /// The ids of the entities of the other kind it links to.
     fn links(&self) -> &[Self::OtherId];
 
-    /// The entity `id` with the fields of `draft`.
+    /// Its version: changes with every change of the entity, including a link applied from
+    /// the other side (the store's commit counter; 0 when created). Not part of its JSON: HTTP
+    /// shows it as the `ETag`.
+    fn version(&self) -> i64;
+
+    /// The entity at `version`.
+    #[must_use]
+    fn with_version(self, version: i64) -> Self;
+
+    /// The entity `id` with the fields of `draft`, at version 0.
     fn assemble(id: Self::Id, draft: Self::Draft) -> Self;
 
     /// The links a draft asks for, in list order.

@@ -41,6 +41,13 @@ pub enum Error {
     /// A unique rule broken.
     #[error("{0}")]
     Conflict(String),
+    /// The entity is not at a version the caller expects (RFC 9110 `If-Match`): it changed
+    /// since the caller read it, or is gone.
+    #[error("{0}")]
+    PreconditionFailed(String),
+    /// An idempotency key used again with a different request.
+    #[error("{0}")]
+    KeyReused(String),
     /// A dependency needed for this request is down or too slow. `message` is shown to the
     /// caller; the cause is logged only.
     #[error("{message}")]
@@ -110,6 +117,8 @@ impl Error {
             Self::Validation(_) => "validation_failed",
             Self::NotFound(_) => "not_found",
             Self::Conflict(_) => "conflict",
+            Self::PreconditionFailed(_) => "precondition_failed",
+            Self::KeyReused(_) => "idempotency_key_reused",
             Self::Unavailable { .. } => "unavailable",
             Self::Internal { .. } => "internal",
         }

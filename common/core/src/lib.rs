@@ -12,12 +12,14 @@
 //! The behaviour all of it implements is written down in `docs/behaviour.md`.
 
 pub mod cache;
+pub mod conditions;
 pub mod core;
 pub mod decorators;
 pub mod entity;
 pub mod error;
 #[cfg(any(test, feature = "fakes"))]
 pub mod fakes;
+pub mod idempotency;
 pub mod ids;
 pub mod links;
 pub mod message;

@@ -84,16 +84,22 @@ pub fn plan_write(
         .map(|id| (id, false));
     added
         .chain(removed)
-        .map(|(other, linked)| {
-            let clock = side.next_clock(clocks.get(other).copied(), now);
-            clocks.insert(other.clone(), clock);
-            Outgoing {
-                other: other.clone(),
-                linked,
-                clock,
-            }
-        })
+        .map(|(other, linked)| plan_one(side, other, linked, clocks, now))
         .collect()
+}
+
+/// The change a one-link write makes: the pair `other` is now `linked`, stamped with a new
+/// clock *whether or not* this side already held it so. The other side may have a change of
+/// the pair on its way that this side has not seen yet; a statement made later must win over
+/// it on both sides, which only a newer clock does.
+pub fn plan_one(side: Side, other: &str, linked: bool, clocks: &mut Clocks, now: i64) -> Outgoing {
+    let clock = side.next_clock(clocks.get(other).copied(), now);
+    clocks.insert(other.to_owned(), clock);
+    Outgoing {
+        other: other.to_owned(),
+        linked,
+        clock,
+    }
 }
 
 /// What applying a received change did.

@@ -4,7 +4,10 @@
 
 use std::{fmt, future::Future};
 
-use crate::{entity::Entity, error::Error, links::Outcome, paging::Page};
+use crate::{
+    conditions::Expected, entity::Entity, error::Error, idempotency::IdempotencyKey,
+    links::Outcome, paging::Page,
+};
 
 /// Which inbound adapter a request came through (the `transport` metric label).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -61,13 +64,48 @@ pub struct Written<T> {
     pub value: T,
     /// Other-kind ids whose link changed.
     pub relinked: Vec<String>,
+    /// True when nothing was written because an idempotency key found the first answer.
+    pub replayed: bool,
+    /// False when the store was left as it was (a duplicate or stale change, a replay): the
+    /// entity's version did not change either.
+    pub wrote: bool,
 }
 
 impl<T> Written<T> {
-    /// A result and the links it changed.
+    /// The result of a commit, and the links it changed.
     pub fn new(value: T, relinked: Vec<String>) -> Self {
-        Self { value, relinked }
+        Self {
+            value,
+            relinked,
+            replayed: false,
+            wrote: true,
+        }
     }
+
+    /// A result for which nothing was written.
+    pub fn unchanged(value: T) -> Self {
+        Self {
+            wrote: false,
+            ..Self::new(value, vec![])
+        }
+    }
+
+    /// The first answer of a request made again with its idempotency key.
+    pub fn replayed(value: T) -> Self {
+        Self {
+            replayed: true,
+            ..Self::unchanged(value)
+        }
+    }
+}
+
+/// One link of an entity set or removed on its own (the one-link endpoints).
+#[derive(Debug, Clone)]
+pub struct LinkEdit<E: Entity> {
+    /// The entity of the other kind.
+    pub other: E::OtherId,
+    /// Link it (`true`) or unlink it.
+    pub linked: bool,
 }
 
 /// A change of the relation received from the other side: `other` now does (`linked`) or does
@@ -102,25 +140,66 @@ pub trait EntityService<E: Entity>: Clone + Send + Sync + 'static {
     -> impl Future<Output = Result<Vec<E>, Error>> + Send;
     /// One entity.
     fn get(&self, ctx: &Context, id: &E::Id) -> impl Future<Output = Result<E, Error>> + Send;
-    /// Stores a new entity and returns it with its new id.
+    /// Stores a new entity and returns it with its new id. With a `key`, a request made
+    /// again with the same key and fields gets the first answer (`replayed`) instead of a
+    /// second entity; the same key with other fields is [`Error::KeyReused`].
+    fn create_keyed(
+        &self,
+        ctx: &Context,
+        draft: E::Draft,
+        key: Option<IdempotencyKey>,
+    ) -> impl Future<Output = Result<Written<E>, Error>> + Send;
+    /// Replaces an entity's fields if it is as `expected`.
+    fn update_if(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        draft: E::Draft,
+        expected: Expected,
+    ) -> impl Future<Output = Result<Written<E>, Error>> + Send;
+    /// Removes an entity if it is as `expected`.
+    fn delete_if(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        expected: Expected,
+    ) -> impl Future<Output = Result<Written<()>, Error>> + Send;
+    /// Sets or removes one link of an entity (if it is as `expected`), leaving its other links
+    /// as they are; returns the entity's version after it. Idempotent: a link already as asked
+    /// changes nothing.
+    fn set_link(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        edit: LinkEdit<E>,
+        expected: Expected,
+    ) -> impl Future<Output = Result<Written<i64>, Error>> + Send;
+
+    /// [`create_keyed`](Self::create_keyed) without a key.
     fn create(
         &self,
         ctx: &Context,
         draft: E::Draft,
-    ) -> impl Future<Output = Result<Written<E>, Error>> + Send;
-    /// Replaces an entity's fields.
+    ) -> impl Future<Output = Result<Written<E>, Error>> + Send {
+        self.create_keyed(ctx, draft, None)
+    }
+    /// [`update_if`](Self::update_if) without a condition.
     fn update(
         &self,
         ctx: &Context,
         id: &E::Id,
         draft: E::Draft,
-    ) -> impl Future<Output = Result<Written<E>, Error>> + Send;
-    /// Removes an entity.
+    ) -> impl Future<Output = Result<Written<E>, Error>> + Send {
+        self.update_if(ctx, id, draft, Expected::Unconditional)
+    }
+    /// [`delete_if`](Self::delete_if) without a condition.
     fn delete(
         &self,
         ctx: &Context,
         id: &E::Id,
-    ) -> impl Future<Output = Result<Written<()>, Error>> + Send;
+    ) -> impl Future<Output = Result<Written<()>, Error>> + Send {
+        self.delete_if(ctx, id, Expected::Unconditional)
+    }
     /// A page of the entities that link `other` (the cross query this service answers).
     fn list_linked(
         &self,

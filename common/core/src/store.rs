@@ -12,7 +12,14 @@
 
 use std::future::Future;
 
-use crate::{entity::Entity, error::Error, links::Clocks, outbox::OutboxEntry, paging::Page};
+use crate::{
+    entity::Entity,
+    error::Error,
+    idempotency::{KeyRecord, NewKey},
+    links::Clocks,
+    outbox::OutboxEntry,
+    paging::Page,
+};
 
 /// An entity's side of the relation as stored, with the version the commit is conditional on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,7 +28,8 @@ pub struct LinkState {
     pub links: Vec<String>,
     /// The clock of every pair it has, or had, a link with.
     pub clocks: Clocks,
-    /// Changes with every commit of the entity.
+    /// Changes with every commit of the entity: 0 when inserted, one more with each commit
+    /// (the entity's [`Entity::version`]).
     pub version: i64,
 }
 
@@ -74,6 +82,10 @@ pub struct Commit<E: Entity> {
     pub change: Change<E>,
     /// What to publish once committed, in order.
     pub outbox: Vec<OutboxEntry>,
+    /// The idempotency key of the create that makes this commit, stored with it. A key the
+    /// store already holds (unexpired) makes the commit a [`Committed::Conflict`]; an expired
+    /// one is replaced.
+    pub key: Option<NewKey>,
 }
 
 /// Whether a conditional commit took place.
@@ -81,8 +93,8 @@ pub struct Commit<E: Entity> {
 pub enum Committed {
     /// Written, with its outbox entries, atomically.
     Done,
-    /// The entity changed (or vanished) since it was loaded, or the store saw a transient
-    /// conflict: nothing was written; load again and start over.
+    /// The entity changed (or vanished) since it was loaded, the idempotency key is taken, or
+    /// the store saw a transient conflict: nothing was written; load again and start over.
     Conflict,
 }
 
@@ -107,6 +119,10 @@ pub trait EntityStore<E: Entity>: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<LinkState>, Error>> + Send;
     /// Writes `commit` atomically — the change and its outbox entries, or nothing.
     fn commit(&self, commit: Commit<E>) -> impl Future<Output = Result<Committed, Error>> + Send;
+    /// The unexpired idempotency key `key`, if the store holds it.
+    fn find_key(&self, key: &str) -> impl Future<Output = Result<Option<KeyRecord>, Error>> + Send;
+    /// Removes the expired idempotency keys; returns how many.
+    fn purge_keys(&self) -> impl Future<Output = Result<u64, Error>> + Send;
     /// Checks that the store answers (readiness).
     fn ping(&self) -> impl Future<Output = Result<(), Error>> + Send;
 }

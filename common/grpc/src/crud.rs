@@ -8,8 +8,11 @@
 //!   kind, as HTTP answers 404;
 //! - what the peer services answer the other service: [`list_linking`] and [`exists`].
 
-use nis_core::{Context, Entity, EntityService, Error, Page, peer::Peer};
-use tonic::Status;
+use nis_core::{
+    Context, Entity, EntityService, Error, Page, Written, conditions::Expected,
+    idempotency::IdempotencyKey, peer::Peer, service::LinkEdit,
+};
+use tonic::{Request, Response, Status, metadata::MetadataValue};
 
 use crate::{proto::v1 as pb, status};
 
@@ -60,42 +63,115 @@ pub async fn get<E: Entity, S: EntityService<E>>(
         .map_err(status)
 }
 
-/// Validate `input` and create an entity.
+/// The metadata a create's idempotency key comes in (as HTTP's `Idempotency-Key`).
+pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
+
+/// The response metadata of a create answered from its idempotency key.
+pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+
+/// The idempotency key in a request's metadata, if any (malformed or sent twice:
+/// `INVALID_ARGUMENT`).
+pub fn idempotency_key<T>(request: &Request<T>) -> Result<Option<IdempotencyKey>, Status> {
+    let mut values = request.metadata().get_all(IDEMPOTENCY_KEY).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Status::invalid_argument(
+            "the idempotency-key metadata is given more than once",
+        ));
+    }
+    let raw = value
+        .to_str()
+        .map_err(|_| Status::invalid_argument("the idempotency-key metadata is malformed"))?;
+    raw.parse().map(Some).map_err(status)
+}
+
+/// The condition of an optional expected version.
+fn expected(version: Option<i64>) -> Expected {
+    version.map_or(Expected::Unconditional, |v| Expected::OneOf(vec![v]))
+}
+
+/// Validate `input` and create an entity (once per idempotency `key`).
 pub async fn create<E: Entity, S: EntityService<E>>(
     service: &S,
     ctx: &Context,
     input: E::Input,
-) -> Result<E, Status> {
-    async { Ok(service.create(ctx, E::parse_draft(input)?).await?.value) }
+    key: Option<IdempotencyKey>,
+) -> Result<Written<E>, Status> {
+    async { service.create_keyed(ctx, E::parse_draft(input)?, key).await }
         .await
         .map_err(status)
 }
 
-/// Validate `input` and replace entity `id` with it.
+/// The response to a create: the entity as message `M`, marked when it is the first answer
+/// given again.
+pub fn created<E, M: From<E>>(written: Written<E>) -> Response<M> {
+    let mut response = Response::new(M::from(written.value));
+    if written.replayed {
+        response
+            .metadata_mut()
+            .insert(IDEMPOTENT_REPLAYED, MetadataValue::from_static("true"));
+    }
+    response
+}
+
+/// Validate `input` and replace entity `id` with it, if at `expected_version` (when given).
 pub async fn update<E: Entity, S: EntityService<E>>(
     service: &S,
     ctx: &Context,
     id: &str,
     input: E::Input,
+    expected_version: Option<i64>,
 ) -> Result<E, Status> {
     async {
         let id = E::parse_id(id)?;
         let draft = E::parse_draft(input)?;
-        Ok(service.update(ctx, &id, draft).await?.value)
+        let expected = expected(expected_version);
+        Ok(service.update_if(ctx, &id, draft, expected).await?.value)
     }
     .await
     .map_err(status)
 }
 
-/// Delete entity `id`.
+/// Delete entity `id`, if at `expected_version` (when given).
 pub async fn delete<E: Entity, S: EntityService<E>>(
     service: &S,
     ctx: &Context,
     id: &str,
+    expected_version: Option<i64>,
 ) -> Result<(), Status> {
-    async { service.delete(ctx, &E::parse_id(id)?).await.map(|_| ()) }
-        .await
-        .map_err(status)
+    async {
+        let id = E::parse_id(id)?;
+        service
+            .delete_if(ctx, &id, expected(expected_version))
+            .await
+    }
+    .await
+    .map(|_| ())
+    .map_err(status)
+}
+
+/// Set (`linked`) or remove one link of entity `id` to `other` (both as sent), if at
+/// `expected_version` (when given); the entity's version after it.
+pub async fn set_link<E: Entity, S: EntityService<E>>(
+    service: &S,
+    ctx: &Context,
+    (id, other): (&str, &str),
+    linked: bool,
+    expected_version: Option<i64>,
+) -> Result<i64, Status> {
+    async {
+        let id = E::parse_id(id)?;
+        let other = other.parse::<E::OtherId>().map_err(Error::BadRequest)?;
+        let edit = LinkEdit { other, linked };
+        let written = service
+            .set_link(ctx, &id, edit, expected(expected_version))
+            .await?;
+        Ok(written.value)
+    }
+    .await
+    .map_err(status)
 }
 
 /// The public cross query (`ListStudentsByCourse`, `ListCoursesByStudent`): a page of our

@@ -29,6 +29,8 @@ pub fn status(error: Error) -> Status {
         Error::BadRequest(_) => Status::invalid_argument(message),
         Error::NotFound(_) => Status::not_found(message),
         Error::Conflict(_) => Status::already_exists(message),
+        Error::PreconditionFailed(_) => Status::failed_precondition(message),
+        Error::KeyReused(_) => Status::invalid_argument(message),
         Error::Unavailable { .. } => Status::unavailable(message),
         Error::Internal { .. } => Status::internal(message),
     }

@@ -50,6 +50,8 @@ impl ResponseError for ApiError {
                 Error::Validation(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 Error::NotFound(_) => StatusCode::NOT_FOUND,
                 Error::Conflict(_) => StatusCode::CONFLICT,
+                Error::PreconditionFailed(_) => StatusCode::PRECONDITION_FAILED,
+                Error::KeyReused(_) => StatusCode::UNPROCESSABLE_ENTITY,
                 Error::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
                 Error::Internal { .. } => StatusCode::INTERNAL_SERVER_ERROR,
             },

@@ -3,6 +3,7 @@
 //! service port, so it is tested in-process against a fake service.
 
 mod body;
+mod conditional;
 mod error;
 mod openapi;
 mod probes;
@@ -18,6 +19,7 @@ use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use body::{JsonFields, MAX_BODY_BYTES};
+pub use conditional::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 pub use request_id::context;

@@ -37,6 +37,10 @@ pub fn document<E: JsonEntity>() -> Value {
         }
         response
     };
+    let other_id_param = json!({
+        "name": "other_id", "in": "path", "required": true, "schema": schema::id::<E::OtherId>(),
+        "description": format!("The id of the {} to link or unlink", other),
+    });
     let unique = E::UNIQUE_RULE.map(error);
     let write_errors = |with_id: bool| {
         let mut responses = errors(&[
@@ -60,6 +64,12 @@ pub fn document<E: JsonEntity>() -> Value {
         ]);
         if with_id {
             responses.insert("404".into(), error(&format!("No such {one}")));
+            responses.insert("412".into(), precondition_failed(one));
+        } else {
+            responses.insert(
+                "422".into(),
+                error("Field rules broken, an unknown field, a wrong type, or an id in the body (`validation_failed`, `details` names each field); or the Idempotency-Key was used for another request (`idempotency_key_reused`)"),
+            );
         }
         if let Some(unique) = &unique {
             responses.insert("409".into(), unique.clone());
@@ -79,16 +89,52 @@ pub fn document<E: JsonEntity>() -> Value {
         "schema": { "type": "string", "format": "uri-reference" },
         "description": format!("The new {one}'s path: /api/{kind}/ and its id"),
     });
+    created["headers"]["ETag"] = etag_header();
+    created["headers"]["Idempotent-Replayed"] = json!({
+        "schema": { "type": "string", "enum": ["true"] },
+        "description": "Present when the request was made before with this Idempotency-Key: this is the first answer again, nothing was created",
+    });
     create.insert("201".into(), created);
     let mut replace = write_errors(true);
-    replace.insert(
-        "200".into(),
-        ok(
-            "Replaced",
-            entity_ref.clone(),
-            Some(follow(&["get", "delete"])),
-        ),
+    let mut replaced = ok(
+        "Replaced",
+        entity_ref.clone(),
+        Some(follow(&["get", "delete"])),
     );
+    replaced["headers"]["ETag"] = etag_header();
+    replace.insert("200".into(), replaced);
+    let mut found = ok(
+        "Found",
+        entity_ref.clone(),
+        Some(follow(&["replace", "delete"])),
+    );
+    found["headers"]["ETag"] = etag_header();
+    let mut read = errors(&[("400", "Malformed id"), ("404", &format!("No such {one}"))]);
+    read.insert("200".into(), found);
+    read.insert(
+        "304".into(),
+        json!({
+            "description": "If-None-Match names the current version: not modified, no body",
+            "headers": { "ETag": etag_header() },
+        }),
+    );
+    let mut link_answers = errors(&[
+        ("400", "Malformed id"),
+        ("404", &format!("No such {one}")),
+        (
+            "422",
+            &format!("The {one} holds as many {other} as it may (`details` names the field)"),
+        ),
+    ]);
+    link_answers.insert("412".into(), precondition_failed(one));
+    link_answers.insert(
+        "204".into(),
+        json!({ "description": "Done (also when it already was)", "headers": {
+            "ETag": etag_header(),
+            "x-request-id": request_id_header()["x-request-id"],
+        } }),
+    );
+    let link_answers = with_server_errors(link_answers);
 
     let linked_item = json!({
         "type": "object",
@@ -118,6 +164,7 @@ pub fn document<E: JsonEntity>() -> Value {
                 "post": {
                     "operationId": format!("create_{one}"),
                     "summary": format!("Create a {one}"),
+                    "parameters": [idempotency_key_param()],
                     "requestBody": body,
                     "responses": with_server_errors(create),
                 }
@@ -127,25 +174,44 @@ pub fn document<E: JsonEntity>() -> Value {
                 "get": {
                     "operationId": format!("get_{one}"),
                     "summary": format!("Read a {one}"),
-                    "responses": with_errors(
-                        ok("Found", entity_ref.clone(), Some(follow(&["replace", "delete"]))),
-                        &[("400", "Malformed id"), ("404", &format!("No such {one}"))],
-                    ),
+                    "parameters": [if_none_match_param()],
+                    "responses": with_server_errors(read),
                 },
                 "put": {
                     "operationId": format!("replace_{one}"),
-                    "summary": "Full replacement; an omitted id list means empty",
+                    "summary": "Full replacement; an omitted id list means empty. Without If-Match the last writer wins",
+                    "parameters": [if_match_param()],
                     "requestBody": body,
                     "responses": with_server_errors(replace),
                 },
                 "delete": {
                     "operationId": format!("delete_{one}"),
                     "summary": format!("Delete a {one}"),
+                    "parameters": [if_match_param()],
                     "responses": with_errors_and(
                         "204",
                         json!({ "description": "Deleted", "headers": request_id_header() }),
-                        &[("400", "Malformed id"), ("404", &format!("No such {one}"))],
+                        &[
+                            ("400", "Malformed id"),
+                            ("404", &format!("No such {one}")),
+                            ("412", "If-Match names no current version"),
+                        ],
                     ),
+                }
+            },
+            format!("/api/{kind}/{{id}}/{other}/{{other_id}}"): {
+                "parameters": [id_param, other_id_param],
+                "put": {
+                    "operationId": format!("link_{one}"),
+                    "summary": format!("Add one {} to this {one}'s list, leaving the others as they are (idempotent)", other.trim_end_matches('s')),
+                    "parameters": [if_match_param()],
+                    "responses": link_answers,
+                },
+                "delete": {
+                    "operationId": format!("unlink_{one}"),
+                    "summary": format!("Remove one {} from this {one}'s list (idempotent)", other.trim_end_matches('s')),
+                    "parameters": [if_match_param()],
+                    "responses": link_answers,
                 }
             },
             format!("/api/{kind}/{{id}}/{other}"): {
@@ -242,6 +308,44 @@ fn paging(default_limit: u32) -> Value {
     ])
 }
 
+fn etag_header() -> Value {
+    json!({
+        "required": true,
+        "schema": { "type": "string", "pattern": "^\"[0-9]+\"$" },
+        "description": "The entity's version as a strong entity tag; changes with every change, links applied from the other side included",
+    })
+}
+
+fn precondition_failed(one: &str) -> Value {
+    error(&format!(
+        "If-Match names no current version of the {one} (`precondition_failed`): read it again"
+    ))
+}
+
+fn if_match_param() -> Value {
+    json!({
+        "name": "If-Match", "in": "header", "required": false,
+        "schema": { "type": "string" },
+        "description": "Write only if the entity is at one of these versions (its ETag), or exists (`*`); else 412. A value that is not a list of entity tags names no version",
+    })
+}
+
+fn if_none_match_param() -> Value {
+    json!({
+        "name": "If-None-Match", "in": "header", "required": false,
+        "schema": { "type": "string" },
+        "description": "304 without a body when the entity is at one of these versions (weak comparison), or exists (`*`). A value that is not a list of entity tags names no version",
+    })
+}
+
+fn idempotency_key_param() -> Value {
+    json!({
+        "name": "Idempotency-Key", "in": "header", "required": false,
+        "schema": { "type": "string", "pattern": "^[!-~]{1,255}$" },
+        "description": "Makes the create idempotent for 24 h (by default): made again with the same key and body, it answers the first answer again (with Idempotent-Replayed); with another body, 422 idempotency_key_reused",
+    })
+}
+
 fn request_id_header() -> Value {
     json!({ "x-request-id": {
         "required": true,
@@ -309,6 +413,7 @@ fn error_schema() -> Value {
             "properties": {
                 "code": { "type": "string", "enum": [
                     "bad_request", "validation_failed", "not_found", "conflict",
+                    "precondition_failed", "idempotency_key_reused",
                     "method_not_allowed", "payload_too_large", "unsupported_media_type",
                     "unavailable", "internal"
                 ] },

@@ -4,10 +4,15 @@ use actix_web::{HttpRequest, HttpResponse, Scope, http::header, web};
 use serde::Serialize;
 use serde_json::json;
 
-use nis_core::{Entity, EntityService, Error, Page, peer::Peer};
+use nis_core::{Entity, EntityService, Error, Page, peer::Peer, service::LinkEdit};
 
 use super::{
-    body::JsonFields, error::ApiError, request_id::context, resource, schema::FieldSchema,
+    body::JsonFields,
+    conditional::{self, IDEMPOTENT_REPLAYED},
+    error::ApiError,
+    request_id::context,
+    resource,
+    schema::FieldSchema,
 };
 
 /// An entity the HTTP API can read from JSON and describe in OpenAPI.
@@ -32,7 +37,8 @@ pub struct Data<T> {
 }
 
 /// The routes of kind `E` served by `service`: list, create, get, replace, delete, the cross
-/// query `/{id}/{other kind}` answered by `peer`, and the kind's `health` and `openapi.json`.
+/// query `/{id}/{other kind}` answered by `peer`, one link `/{id}/{other kind}/{other id}` set
+/// (PUT) or removed (DELETE), and the kind's `health` and `openapi.json`.
 pub fn entity_scope<E: JsonEntity, S: EntityService<E>, P: Peer>(service: S, peer: P) -> Scope {
     const READ: &str = "GET, HEAD, OPTIONS";
     web::scope(&format!("/api/{}", E::KIND))
@@ -59,6 +65,14 @@ pub fn entity_scope<E: JsonEntity, S: EntityService<E>, P: Peer>(service: S, pee
             resource::at(&format!("/{{id}}/{}", E::OTHER_KIND), READ),
             linked::<E, S, P>,
         ))
+        .service(
+            resource::at(
+                &format!("/{{id}}/{}/{{other}}", E::OTHER_KIND),
+                "PUT, DELETE, OPTIONS",
+            )
+            .route(web::put().to(link::<E, S, true>))
+            .route(web::delete().to(link::<E, S, false>)),
+        )
 }
 
 /// Reads `limit` and `offset` from a query string; `default_limit` when `limit` is absent.
@@ -101,7 +115,13 @@ async fn get<E: JsonEntity, S: EntityService<E>>(
 ) -> Result<HttpResponse, ApiError> {
     let id = E::parse_id(&path)?;
     let entity = service.get(&context(&req), &id).await?;
-    Ok(HttpResponse::Ok().json(Data { data: entity }))
+    let etag = (header::ETAG, conditional::etag(entity.version()));
+    if conditional::not_modified(&req, entity.version()) {
+        return Ok(HttpResponse::NotModified().insert_header(etag).finish());
+    }
+    Ok(HttpResponse::Ok()
+        .insert_header(etag)
+        .json(Data { data: entity }))
 }
 
 async fn create<E: JsonEntity, S: EntityService<E>>(
@@ -116,13 +136,20 @@ async fn create<E: JsonEntity, S: EntityService<E>>(
     let input = E::read_input(&mut fields);
     fields.finish()?;
     let draft = E::parse_draft(input)?;
-    let entity = service.create(&context(&req), draft).await?.value;
-    Ok(HttpResponse::Created()
+    let key = conditional::idempotency_key(&req)?;
+    let created = service.create_keyed(&context(&req), draft, key).await?;
+    let entity = created.value;
+    let mut response = HttpResponse::Created();
+    response
         .insert_header((
             header::LOCATION,
             format!("/api/{}/{}", E::KIND, entity.id()),
         ))
-        .json(Data { data: entity }))
+        .insert_header((header::ETAG, conditional::etag(entity.version())));
+    if created.replayed {
+        response.insert_header((IDEMPOTENT_REPLAYED, "true"));
+    }
+    Ok(response.json(Data { data: entity }))
 }
 
 async fn update<E: JsonEntity, S: EntityService<E>>(
@@ -145,8 +172,14 @@ async fn update<E: JsonEntity, S: EntityService<E>>(
     let input = E::read_input(&mut fields);
     fields.finish()?;
     let draft = E::parse_draft(input)?;
-    let entity = service.update(&context(&req), &id, draft).await?.value;
-    Ok(HttpResponse::Ok().json(Data { data: entity }))
+    let expected = conditional::expected(&req);
+    let entity = service
+        .update_if(&context(&req), &id, draft, expected)
+        .await?
+        .value;
+    Ok(HttpResponse::Ok()
+        .insert_header((header::ETAG, conditional::etag(entity.version())))
+        .json(Data { data: entity }))
 }
 
 async fn delete<E: JsonEntity, S: EntityService<E>>(
@@ -155,8 +188,35 @@ async fn delete<E: JsonEntity, S: EntityService<E>>(
     service: web::Data<S>,
 ) -> Result<HttpResponse, ApiError> {
     let id = E::parse_id(&path)?;
-    service.delete(&context(&req), &id).await?;
+    let expected = conditional::expected(&req);
+    service.delete_if(&context(&req), &id, expected).await?;
     Ok(HttpResponse::NoContent().finish())
+}
+
+/// Sets (`LINKED`, PUT) or removes (DELETE) one link of entity `id`, leaving its other links
+/// as they are: 204 with the entity's new `ETag`, also when the link was already as asked.
+async fn link<E: JsonEntity, S: EntityService<E>, const LINKED: bool>(
+    req: HttpRequest,
+    path: web::Path<(String, String)>,
+    service: web::Data<S>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, other) = path.into_inner();
+    let id = E::parse_id(&id)?;
+    let other = other
+        .parse::<E::OtherId>()
+        .map_err(|e| Error::BadRequest(format!("malformed {} id: {e}", E::OTHER_KIND)))?;
+    let expected = conditional::expected(&req);
+    let edit = LinkEdit {
+        other,
+        linked: LINKED,
+    };
+    let version = service
+        .set_link(&context(&req), &id, edit, expected)
+        .await?
+        .value;
+    Ok(HttpResponse::NoContent()
+        .insert_header((header::ETAG, conditional::etag(version)))
+        .finish())
 }
 
 /// The other kind's entities that link entity `id`: 404 if `id` is unknown here, 503 if the

@@ -17,7 +17,8 @@
 use std::{future::Future, pin::pin, task::Poll};
 
 use nis_core::{
-    Context, Entity, EntityService, Error, IncomingLink, Page, Written, links::Outcome,
+    Context, Entity, EntityService, Error, IncomingLink, Page, Written, conditions::Expected,
+    idempotency::IdempotencyKey, links::Outcome, service::LinkEdit,
 };
 use tokio::runtime::Handle;
 
@@ -56,21 +57,43 @@ impl<E: Entity, S: EntityService<E>> EntityService<E> for OnRuntime<S> {
         self.run(self.inner.get(ctx, id)).await
     }
 
-    async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<Written<E>, Error> {
-        self.run(self.inner.create(ctx, draft)).await
+    async fn create_keyed(
+        &self,
+        ctx: &Context,
+        draft: E::Draft,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Written<E>, Error> {
+        self.run(self.inner.create_keyed(ctx, draft, key)).await
     }
 
-    async fn update(
+    async fn update_if(
         &self,
         ctx: &Context,
         id: &E::Id,
         draft: E::Draft,
+        expected: Expected,
     ) -> Result<Written<E>, Error> {
-        self.run(self.inner.update(ctx, id, draft)).await
+        self.run(self.inner.update_if(ctx, id, draft, expected))
+            .await
     }
 
-    async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<Written<()>, Error> {
-        self.run(self.inner.delete(ctx, id)).await
+    async fn delete_if(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        expected: Expected,
+    ) -> Result<Written<()>, Error> {
+        self.run(self.inner.delete_if(ctx, id, expected)).await
+    }
+
+    async fn set_link(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        edit: LinkEdit<E>,
+        expected: Expected,
+    ) -> Result<Written<i64>, Error> {
+        self.run(self.inner.set_link(ctx, id, edit, expected)).await
     }
 
     async fn list_linked(

@@ -174,6 +174,9 @@ pub struct ServiceSettings {
     pub peer_url: String,
     /// `PEER_TIMEOUT_MS`: the deadline of a cross query to the other service (default 1500).
     pub peer_timeout: Duration,
+    /// `IDEMPOTENCY_RETENTION_SECS`: how long the idempotency key of a create is remembered
+    /// (default 86400, a day).
+    pub idempotency_retention: Duration,
 }
 
 impl ServiceSettings {
@@ -206,6 +209,7 @@ impl ServiceSettings {
             nats_url: env.optional("NATS_URL", "nats://127.0.0.1:4222".to_owned()),
             peer_url: env.optional(defaults.peer_var, defaults.peer_url.to_owned()),
             peer_timeout: env.millis("PEER_TIMEOUT_MS", 1_500),
+            idempotency_retention: env.secs("IDEMPOTENCY_RETENTION_SECS", 86_400),
         }
     }
 }

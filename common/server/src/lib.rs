@@ -15,6 +15,7 @@ use nis_core::{
     Core, Entity, EntityStore,
     cache::Cache as _,
     decorators::{self, Stack},
+    idempotency,
     outbox::{Outbox, relay},
     peer::Peer,
 };
@@ -172,7 +173,8 @@ where
     let queue = Queue::connect(settings, E::KIND).await?;
     let cache = RedisCache::new(&settings.cache, &settings.prefix, E::KIND)
         .map_err(|e| StartError::setup("REDIS_URL is not usable", e))?;
-    let core = Core::new(store.clone(), queue.links_subject());
+    let core = Core::new(store.clone(), queue.links_subject())
+        .with_key_retention(settings.idempotency_retention);
     let service = decorators::stack(core.clone(), cache.clone());
 
     let mut workers = Workers::default();
@@ -180,6 +182,11 @@ where
     workers.spawn(|stop| relay::run(outbox, publisher, signal, E::KIND, stop));
     let (jetstream, topology, consumed) = (queue.jetstream(), queue.topology(), service.clone());
     workers.spawn(|stop| consumer::run::<E, _>(jetstream, topology, consumed, stop));
+    let (keys, every) = (
+        store.clone(),
+        idempotency::purge_interval(settings.idempotency_retention),
+    );
+    workers.spawn(|stop| idempotency::purge::<E, _>(keys, every, stop));
 
     // HTTP handlers run on actix's worker runtimes: their service calls go to this one.
     let http = nis_http::OnRuntime::new(service.clone(), tokio::runtime::Handle::current());

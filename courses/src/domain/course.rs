@@ -33,10 +33,13 @@ pub struct Course {
     pub teacher: ShortText,
     /// Its students.
     pub student_ids: StudentIds,
+    /// See [`Entity::version`]; not in the JSON.
+    #[serde(skip)]
+    pub version: i64,
 }
 
 /// The validated fields of a create or full replacement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CourseDraft {
     /// See [`Course::name`].
     pub name: ShortText,
@@ -60,6 +63,7 @@ impl CourseDraft {
             discipline: self.discipline,
             teacher: self.teacher,
             student_ids: self.student_ids,
+            version: 0,
         }
     }
 }
@@ -89,6 +93,7 @@ impl Entity for Course {
     const SINGULAR: &'static str = "course";
     const OTHER_KIND: &'static str = "students";
     const LINK_LIMIT: usize = 60;
+    const LINKS_FIELD: &'static str = "student_ids";
     const SIDE: Side = Side::Courses;
 
     fn id(&self) -> &CourseId {
@@ -97,6 +102,14 @@ impl Entity for Course {
 
     fn links(&self) -> &[StudentId] {
         self.student_ids.as_slice()
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn with_version(self, version: i64) -> Self {
+        Self { version, ..self }
     }
 
     fn assemble(id: CourseId, draft: CourseDraft) -> Self {

@@ -30,6 +30,21 @@ impl<S: EntityService<Course>, P: Peer> CourseGrpc<S, P> {
     }
 }
 
+impl<S: EntityService<Course>, P> CourseGrpc<S, P> {
+    /// `LinkX` and `UnlinkX`: one link set or removed.
+    async fn set_link(
+        &self,
+        request: Request<pb::CourseStudentRequest>,
+        linked: bool,
+    ) -> Result<Response<pb::LinkResponse>, Status> {
+        let ctx = context(&request);
+        let r = request.into_inner();
+        let ids = (r.course_id.as_str(), r.student_id.as_str());
+        let version = crud::set_link(&self.service, &ctx, ids, linked, r.expected_version).await?;
+        Ok(Response::new(pb::LinkResponse { version }))
+    }
+}
+
 /// The peer service over the course service `S`: what students asks of courses.
 #[derive(Debug, Clone)]
 pub struct CoursePeerGrpc<S> {
@@ -62,6 +77,7 @@ impl From<Course> for pb::Course {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            version: c.version,
         }
     }
 }
@@ -105,6 +121,7 @@ impl<S: EntityService<Course>, P: Peer> CourseService for CourseGrpc<S, P> {
         request: Request<pb::CreateCourseRequest>,
     ) -> Result<Response<pb::Course>, Status> {
         let ctx = context(&request);
+        let key = crud::idempotency_key(&request)?;
         let r = request.into_inner();
         let input = input(
             r.name,
@@ -113,8 +130,8 @@ impl<S: EntityService<Course>, P: Peer> CourseService for CourseGrpc<S, P> {
             r.teacher,
             r.student_ids,
         );
-        Ok(Response::new(
-            crud::create(&self.service, &ctx, input).await?.into(),
+        Ok(crud::created(
+            crud::create(&self.service, &ctx, input, key).await?,
         ))
     }
 
@@ -132,7 +149,7 @@ impl<S: EntityService<Course>, P: Peer> CourseService for CourseGrpc<S, P> {
             r.student_ids,
         );
         Ok(Response::new(
-            crud::update(&self.service, &ctx, &r.id, input)
+            crud::update(&self.service, &ctx, &r.id, input, r.expected_version)
                 .await?
                 .into(),
         ))
@@ -142,8 +159,24 @@ impl<S: EntityService<Course>, P: Peer> CourseService for CourseGrpc<S, P> {
         &self,
         request: Request<pb::DeleteCourseRequest>,
     ) -> Result<Response<pb::DeleteCourseResponse>, Status> {
-        crud::delete(&self.service, &context(&request), &request.into_inner().id).await?;
+        let ctx = context(&request);
+        let r = request.into_inner();
+        crud::delete(&self.service, &ctx, &r.id, r.expected_version).await?;
         Ok(Response::new(pb::DeleteCourseResponse {}))
+    }
+
+    async fn link_student(
+        &self,
+        request: Request<pb::CourseStudentRequest>,
+    ) -> Result<Response<pb::LinkResponse>, Status> {
+        self.set_link(request, true).await
+    }
+
+    async fn unlink_student(
+        &self,
+        request: Request<pb::CourseStudentRequest>,
+    ) -> Result<Response<pb::LinkResponse>, Status> {
+        self.set_link(request, false).await
     }
 
     async fn list_courses_by_student(

@@ -16,11 +16,14 @@ use futures::TryStreamExt as _;
 use mongodb::{
     Client, ClientSession, Collection, IndexModel,
     bson::{DateTime, Document, doc, oid::ObjectId},
-    error::{ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT},
+    error::{
+        ErrorKind, TRANSIENT_TRANSACTION_ERROR, UNKNOWN_TRANSACTION_COMMIT_RESULT, WriteFailure,
+    },
     options::{ClientOptions, IndexOptions},
 };
 use nis_core::{
     Error, Page,
+    idempotency::{KeyRecord, NewKey},
     ids::{CourseId, StudentId},
     links::Clocks,
     outbox::{Outbox, OutboxEntry},
@@ -37,8 +40,24 @@ pub struct MongoCourses {
     client: Client,
     courses: Collection<CourseDocument>,
     outbox: Collection<OutboxDocument>,
+    keys: Collection<KeyDocument>,
     timeout: Duration,
 }
+
+/// An idempotency key of a create (docs/behaviour.md §3), stored in the create's transaction.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyDocument {
+    /// The key.
+    #[serde(rename = "_id")]
+    key: String,
+    fingerprint: String,
+    course_id: String,
+    expires_at: DateTime,
+}
+
+/// The collections `migrate` creates, so no transaction has to create one implicitly (MongoDB
+/// answers concurrent transactions that create the same collection with write conflicts).
+const COLLECTIONS: [&str; 3] = ["courses", "outbox", "idempotency_keys"];
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct CourseDocument {
@@ -87,6 +106,7 @@ impl TryFrom<CourseDocument> for Course {
             teacher: ShortText::stored(&doc.teacher).map_err(corrupt)?,
             student_ids: StudentIds::parse("student_ids", &doc.student_ids)
                 .map_err(|problems| corrupt(format!("{problems:?}")))?,
+            version: doc.version,
         })
     }
 }
@@ -129,6 +149,20 @@ fn object_id(id: &CourseId) -> ObjectId {
     ObjectId::from_bytes(id.bytes())
 }
 
+/// The server's error code, if the server refused the command or the write.
+fn server_code(error: &mongodb::error::Error) -> Option<i32> {
+    match &*error.kind {
+        ErrorKind::Command(e) => Some(e.code),
+        ErrorKind::Write(WriteFailure::WriteError(e)) => Some(e.code),
+        _ => None,
+    }
+}
+
+/// E11000: a unique index (here, a key's `_id`) already holds the value.
+fn is_duplicate_key(error: &mongodb::error::Error) -> bool {
+    server_code(error) == Some(11000)
+}
+
 fn map_error(error: mongodb::error::Error) -> Error {
     match *error.kind {
         ErrorKind::ServerSelection { .. }
@@ -158,6 +192,7 @@ impl MongoCourses {
         Ok(Self {
             courses: db.collection("courses"),
             outbox: db.collection("outbox"),
+            keys: db.collection("idempotency_keys"),
             client,
             timeout,
         })
@@ -167,6 +202,22 @@ impl MongoCourses {
     /// query "which courses list student s"; the one on the outbox's `event_id` serves the
     /// relay's deletes.
     pub async fn migrate(&self) -> Result<(), Error> {
+        let db = self.courses.namespace().db;
+        let db = self.client.database(&db);
+        let existing = self.bounded(db.list_collection_names()).await?;
+        for name in COLLECTIONS {
+            if existing.iter().any(|e| e == name) {
+                continue;
+            }
+            let created = async {
+                match db.create_collection(name).await {
+                    // Another replica created it meanwhile (48: NamespaceExists).
+                    Err(e) if server_code(&e) == Some(48) => Ok(()),
+                    other => other,
+                }
+            };
+            self.bounded(created).await?;
+        }
         let index = |key: &str| {
             IndexModel::builder()
                 .keys(doc! { key: 1 })
@@ -177,6 +228,9 @@ impl MongoCourses {
             .await?;
         // The relay deletes what was published by event id.
         self.bounded(self.outbox.create_index(index("event_id")))
+            .await?;
+        // The periodic purge of expired keys.
+        self.bounded(self.keys.create_index(index("expires_at")))
             .await
             .map(|_| ())
     }
@@ -255,6 +309,30 @@ impl MongoCourses {
         })
     }
 
+    /// Stores an idempotency key in `session`'s transaction (replacing an expired one);
+    /// `false` when it is taken.
+    async fn store_key(
+        &self,
+        session: &mut ClientSession,
+        key: NewKey,
+    ) -> Result<bool, mongodb::error::Error> {
+        let now = DateTime::now();
+        let expired = doc! { "_id": key.key.as_str(), "expires_at": { "$lte": now } };
+        self.keys.delete_one(expired).session(&mut *session).await?;
+        let retention = i64::try_from(key.retention.as_millis()).unwrap_or(i64::MAX);
+        let document = KeyDocument {
+            key: key.key.to_string(),
+            fingerprint: key.fingerprint,
+            course_id: key.entity,
+            expires_at: DateTime::from_millis(now.timestamp_millis().saturating_add(retention)),
+        };
+        match self.keys.insert_one(document).session(session).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_duplicate_key(&e) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A page of the courses matching `filter`, oldest first.
     async fn find_page(&self, filter: Document, page: Page) -> Result<Vec<Course>, Error> {
         let find = async {
@@ -305,6 +383,13 @@ impl EntityStore<Course> for MongoCourses {
         let attempt = async {
             let mut session = self.client.start_session().await?;
             session.start_transaction().await?;
+            // The key first, as in students: a request made twice at once conflicts here.
+            if let Some(key) = commit.key
+                && !self.store_key(&mut session, key).await?
+            {
+                session.abort_transaction().await?;
+                return Ok(Committed::Conflict);
+            }
             if !self
                 .write(&mut session, commit.change, commit.expected)
                 .await?
@@ -332,6 +417,21 @@ impl EntityStore<Course> for MongoCourses {
             Ok(Err(e)) => Err(map_error(e)),
             Err(_) => Err(self.too_slow()),
         }
+    }
+
+    async fn find_key(&self, key: &str) -> Result<Option<KeyRecord>, Error> {
+        let live = doc! { "_id": key, "expires_at": { "$gt": DateTime::now() } };
+        let found = self.bounded(self.keys.find_one(live)).await?;
+        Ok(found.map(|k| KeyRecord {
+            fingerprint: k.fingerprint,
+            entity: k.course_id,
+        }))
+    }
+
+    async fn purge_keys(&self) -> Result<u64, Error> {
+        let expired = doc! { "expires_at": { "$lte": DateTime::now() } };
+        let done = self.bounded(self.keys.delete_many(expired)).await?;
+        Ok(done.deleted_count)
     }
 
     async fn ping(&self) -> Result<(), Error> {

@@ -24,6 +24,7 @@ async fn a_grpc_write_invalidates_what_http_cached() {
             discipline: "Maths".into(),
             teacher: "Emmy".into(),
             student_ids: vec![],
+            expected_version: None,
         })
         .await
         .expect("update");

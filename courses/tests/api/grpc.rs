@@ -87,6 +87,7 @@ async fn crud_round_trip() {
             discipline: "Logic".into(),
             teacher: "Church".into(),
             student_ids: vec![],
+            expected_version: None,
         })
         .await
         .expect("update")
@@ -97,6 +98,7 @@ async fn crud_round_trip() {
     client
         .delete_course(pb::DeleteCourseRequest {
             id: created.id.clone(),
+            expected_version: None,
         })
         .await
         .expect("delete");
@@ -160,6 +162,7 @@ async fn errors_map_to_grpc_codes() {
         client
             .delete_course(pb::DeleteCourseRequest {
                 id: unknown.clone(),
+                expected_version: None,
             })
             .await
             .expect_err("404"),
@@ -171,6 +174,7 @@ async fn errors_map_to_grpc_codes() {
                 discipline: "None".into(),
                 teacher: "Nobody".into(),
                 student_ids: vec![],
+                expected_version: None,
             })
             .await
             .expect_err("404"),

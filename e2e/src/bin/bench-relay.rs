@@ -95,6 +95,7 @@ async fn fill<E: Entity, S: EntityStore<E>>(store: &S, all: Vec<OutboxEntry>) {
             expected: None,
             change: Change::Nothing,
             outbox: chunk.to_vec(),
+            key: None,
         };
         store.commit(commit).await.expect("record outbox entries");
     }

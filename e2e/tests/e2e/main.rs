@@ -3,6 +3,8 @@
 //! one concern.
 
 mod convergence;
+mod edits;
+mod edits_grpc;
 mod failures;
 mod fuzz;
 mod grpc_parity;

@@ -27,10 +27,13 @@ pub struct Student {
     pub last_name: PersonName,
     /// Courses taken.
     pub course_ids: CourseIds,
+    /// See [`Entity::version`]; not in the JSON.
+    #[serde(skip)]
+    pub version: i64,
 }
 
 /// The validated fields of a create or full replacement.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct StudentDraft {
     /// See [`Student::name`].
     pub name: PersonName,
@@ -51,6 +54,7 @@ impl StudentDraft {
             first_name: self.first_name,
             last_name: self.last_name,
             course_ids: self.course_ids,
+            version: 0,
         }
     }
 }
@@ -78,6 +82,7 @@ impl Entity for Student {
     const SINGULAR: &'static str = "student";
     const OTHER_KIND: &'static str = "courses";
     const LINK_LIMIT: usize = 15;
+    const LINKS_FIELD: &'static str = "course_ids";
     const SIDE: Side = Side::Students;
 
     fn id(&self) -> &StudentId {
@@ -86,6 +91,14 @@ impl Entity for Student {
 
     fn links(&self) -> &[CourseId] {
         self.course_ids.as_slice()
+    }
+
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn with_version(self, version: i64) -> Self {
+        Self { version, ..self }
     }
 
     fn assemble(id: StudentId, draft: StudentDraft) -> Self {

@@ -30,6 +30,21 @@ impl<S: EntityService<Student>, P: Peer> StudentGrpc<S, P> {
     }
 }
 
+impl<S: EntityService<Student>, P> StudentGrpc<S, P> {
+    /// `LinkX` and `UnlinkX`: one link set or removed.
+    async fn set_link(
+        &self,
+        request: Request<pb::StudentCourseRequest>,
+        linked: bool,
+    ) -> Result<Response<pb::LinkResponse>, Status> {
+        let ctx = context(&request);
+        let r = request.into_inner();
+        let ids = (r.student_id.as_str(), r.course_id.as_str());
+        let version = crud::set_link(&self.service, &ctx, ids, linked, r.expected_version).await?;
+        Ok(Response::new(pb::LinkResponse { version }))
+    }
+}
+
 /// The peer service over the student service `S`: what courses asks of students.
 #[derive(Debug, Clone)]
 pub struct StudentPeerGrpc<S> {
@@ -61,6 +76,7 @@ impl From<Student> for pb::Student {
                 .iter()
                 .map(ToString::to_string)
                 .collect(),
+            version: s.version,
         }
     }
 }
@@ -103,10 +119,11 @@ impl<S: EntityService<Student>, P: Peer> StudentService for StudentGrpc<S, P> {
         request: Request<pb::CreateStudentRequest>,
     ) -> Result<Response<pb::Student>, Status> {
         let ctx = context(&request);
+        let key = crud::idempotency_key(&request)?;
         let r = request.into_inner();
         let input = input(r.name, r.first_name, r.last_name, r.course_ids);
-        Ok(Response::new(
-            crud::create(&self.service, &ctx, input).await?.into(),
+        Ok(crud::created(
+            crud::create(&self.service, &ctx, input, key).await?,
         ))
     }
 
@@ -118,7 +135,7 @@ impl<S: EntityService<Student>, P: Peer> StudentService for StudentGrpc<S, P> {
         let r = request.into_inner();
         let input = input(r.name, r.first_name, r.last_name, r.course_ids);
         Ok(Response::new(
-            crud::update(&self.service, &ctx, &r.id, input)
+            crud::update(&self.service, &ctx, &r.id, input, r.expected_version)
                 .await?
                 .into(),
         ))
@@ -128,8 +145,24 @@ impl<S: EntityService<Student>, P: Peer> StudentService for StudentGrpc<S, P> {
         &self,
         request: Request<pb::DeleteStudentRequest>,
     ) -> Result<Response<pb::DeleteStudentResponse>, Status> {
-        crud::delete(&self.service, &context(&request), &request.into_inner().id).await?;
+        let ctx = context(&request);
+        let r = request.into_inner();
+        crud::delete(&self.service, &ctx, &r.id, r.expected_version).await?;
         Ok(Response::new(pb::DeleteStudentResponse {}))
+    }
+
+    async fn link_course(
+        &self,
+        request: Request<pb::StudentCourseRequest>,
+    ) -> Result<Response<pb::LinkResponse>, Status> {
+        self.set_link(request, true).await
+    }
+
+    async fn unlink_course(
+        &self,
+        request: Request<pb::StudentCourseRequest>,
+    ) -> Result<Response<pb::LinkResponse>, Status> {
+        self.set_link(request, false).await
     }
 
     async fn list_students_by_course(

@@ -9,6 +9,7 @@ use std::{str::FromStr as _, time::Duration};
 
 use nis_core::{
     Error, Page,
+    idempotency::{KeyRecord, NewKey},
     ids::{CourseId, StudentId},
     links::Clocks,
     outbox::{Outbox, OutboxEntry},
@@ -42,6 +43,7 @@ struct StudentRow {
     first_name: String,
     last_name: String,
     course_ids: Vec<String>,
+    version: i64,
 }
 
 impl TryFrom<StudentRow> for Student {
@@ -57,6 +59,7 @@ impl TryFrom<StudentRow> for Student {
             last_name: PersonName::stored(&row.last_name).map_err(corrupt)?,
             course_ids: CourseIds::parse("course_ids", &row.course_ids)
                 .map_err(|problems| corrupt(format!("{problems:?}")))?,
+            version: row.version,
         })
     }
 }
@@ -68,7 +71,7 @@ struct LinkRow {
     version: i64,
 }
 
-const COLUMNS: &str = "id, name, first_name, last_name, course_ids";
+const COLUMNS: &str = "id, name, first_name, last_name, course_ids, version";
 
 fn strings(ids: &CourseIds) -> Vec<String> {
     ids.as_slice().iter().map(ToString::to_string).collect()
@@ -141,6 +144,32 @@ impl PostgresStudents {
             .bounded(async { query.fetch_all(&self.pool).await.map_err(map_error) })
             .await?;
         rows.into_iter().map(Student::try_from).collect()
+    }
+
+    /// Stores an idempotency key in `tx` (replacing an expired one); `false` when it is taken.
+    async fn store_key(
+        tx: &mut Transaction<'static, Postgres>,
+        key: NewKey,
+    ) -> Result<bool, Error> {
+        sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND expires_at <= now()")
+            .bind(key.key.as_str())
+            .execute(&mut **tx)
+            .await
+            .map_err(map_error)?;
+        let entity = Uuid::parse_str(&key.entity)
+            .map_err(|e| Error::internal_because("the id of a new student", e))?;
+        let stored = sqlx::query(
+            "INSERT INTO idempotency_keys (key, fingerprint, entity_id, expires_at) \
+             VALUES ($1, $2, $3, now() + make_interval(secs => $4)) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key.key.as_str())
+        .bind(key.fingerprint)
+        .bind(entity)
+        .bind(key.retention.as_secs_f64())
+        .execute(&mut **tx)
+        .await
+        .map_err(map_error)?;
+        Ok(stored.rows_affected() == 1)
     }
 
     /// Writes `change` in `tx`; `false` when the student is not at version `expected`.
@@ -257,6 +286,13 @@ impl EntityStore<Student> for PostgresStudents {
     async fn commit(&self, commit: Commit<Student>) -> Result<Committed, Error> {
         self.bounded(async {
             let mut tx = self.pool.begin().await.map_err(map_error)?;
+            // The key first: a request made twice at once then waits here for the other to
+            // commit, and finds its key taken, not the student's unique names.
+            if let Some(key) = commit.key
+                && !Self::store_key(&mut tx, key).await?
+            {
+                return Ok(Committed::Conflict);
+            }
             if !Self::write(&mut tx, commit.change, commit.expected).await? {
                 // Dropping the transaction rolls it back.
                 return Ok(Committed::Conflict);
@@ -279,6 +315,36 @@ impl EntityStore<Student> for PostgresStudents {
             Ok(Committed::Done)
         })
         .await
+    }
+
+    async fn find_key(&self, key: &str) -> Result<Option<KeyRecord>, Error> {
+        let row: Option<(String, Uuid)> = self
+            .bounded(async {
+                sqlx::query_as(
+                    "SELECT fingerprint, entity_id FROM idempotency_keys \
+                     WHERE key = $1 AND expires_at > now()",
+                )
+                .bind(key)
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_error)
+            })
+            .await?;
+        Ok(row.map(|(fingerprint, entity)| KeyRecord {
+            fingerprint,
+            entity: entity.to_string(),
+        }))
+    }
+
+    async fn purge_keys(&self) -> Result<u64, Error> {
+        self.bounded(async {
+            sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= now()")
+                .execute(&self.pool)
+                .await
+                .map_err(map_error)
+        })
+        .await
+        .map(|done| done.rows_affected())
     }
 
     async fn ping(&self) -> Result<(), Error> {

@@ -23,6 +23,7 @@ async fn a_grpc_write_invalidates_what_http_cached() {
             first_name: "Ada".into(),
             last_name: "Lovelace".into(),
             course_ids: vec![],
+            expected_version: None,
         })
         .await
         .expect("update");

@@ -80,6 +80,7 @@ async fn crud_round_trip() {
             first_name: "Alan".into(),
             last_name: "Turing".into(),
             course_ids: vec![],
+            expected_version: None,
         })
         .await
         .expect("update")
@@ -90,6 +91,7 @@ async fn crud_round_trip() {
     client
         .delete_student(pb::DeleteStudentRequest {
             id: created.id.clone(),
+            expected_version: None,
         })
         .await
         .expect("delete");
@@ -149,6 +151,7 @@ async fn errors_map_to_grpc_codes() {
         client
             .delete_student(pb::DeleteStudentRequest {
                 id: unknown.clone(),
+                expected_version: None,
             })
             .await
             .expect_err("404"),
@@ -159,6 +162,7 @@ async fn errors_map_to_grpc_codes() {
                 first_name: "Gh".repeat(2),
                 last_name: "Ost".into(),
                 course_ids: vec![],
+                expected_version: None,
             })
             .await
             .expect_err("404"),

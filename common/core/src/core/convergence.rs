@@ -58,6 +58,12 @@ struct World {
     rng: StdRng,
     students: Students,
     courses: Courses,
+    /// A second replica of each side on the same store: writes of one entity take turns
+    /// within a replica, so only writes through different replicas race.
+    student_replica: Students,
+    course_replica: Courses,
+    /// Which replica the next operation goes through.
+    next_replica: std::sync::atomic::AtomicUsize,
     student_store: MemoryStore<Pupil>,
     course_store: MemoryStore<Class>,
     /// Every id ever made on each side (deleted ones included), plus ids never created.
@@ -99,7 +105,12 @@ impl World {
             rng: StdRng::seed_from_u64(seed),
             students: Core::new(student_store.clone(), "t.links.students")
                 .with_wall_clock(now.clone()),
-            courses: Core::new(course_store.clone(), "t.links.courses").with_wall_clock(now),
+            courses: Core::new(course_store.clone(), "t.links.courses")
+                .with_wall_clock(now.clone()),
+            student_replica: Core::new(student_store.clone(), "t.links.students")
+                .with_wall_clock(now.clone()),
+            course_replica: Core::new(course_store.clone(), "t.links.courses").with_wall_clock(now),
+            next_replica: std::sync::atomic::AtomicUsize::new(0),
             student_store,
             course_store,
             student_ids: vec![Key("s-never".into())],
@@ -178,13 +189,22 @@ impl World {
             links,
         };
         let ctx = ctx();
+        let (students, courses) = if self
+            .next_replica
+            .fetch_add(1, Ordering::Relaxed)
+            .is_multiple_of(2)
+        {
+            (&self.students, &self.courses)
+        } else {
+            (&self.student_replica, &self.course_replica)
+        };
         let outcome = match op {
             Op::Create {
                 courses: true,
                 links,
             } => {
                 return Some(
-                    self.courses
+                    courses
                         .create(&ctx, draft(links))
                         .await
                         .expect("create")
@@ -197,7 +217,7 @@ impl World {
                 links,
             } => {
                 return Some(
-                    self.students
+                    students
                         .create(&ctx, draft(links))
                         .await
                         .expect("create")
@@ -223,8 +243,8 @@ impl World {
                 .update(&ctx, &id, draft(links))
                 .await
                 .map(|_| ()),
-            Op::Delete { courses: true, id } => self.courses.delete(&ctx, &id).await.map(|_| ()),
-            Op::Delete { courses: false, id } => self.students.delete(&ctx, &id).await.map(|_| ()),
+            Op::Delete { courses: true, id } => courses.delete(&ctx, &id).await.map(|_| ()),
+            Op::Delete { courses: false, id } => students.delete(&ctx, &id).await.map(|_| ()),
             Op::Deliver {
                 to_courses: true,
                 payload,

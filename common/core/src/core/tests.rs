@@ -203,11 +203,13 @@ async fn a_write_and_a_received_change_racing_on_one_entity_both_land() {
         .value
         .id;
     let clock = Side::Courses.next_clock(None, 1);
-    // Both load version 0; whichever commits second finds the version moved and starts over.
+    // Through two replicas (one replica's writes of an entity take turns): both load version
+    // 0; whichever commits second finds the version moved and starts over.
+    let replica = Core::new(store.clone(), "t.links.students");
     let (a, b) = (ctx(), ctx());
     let (update, apply) = tokio::join!(
         core.update(&a, &id, draft(&["c1", "c2"])),
-        core.apply_link(&b, change(&id, "c3", true, clock)),
+        replica.apply_link(&b, change(&id, "c3", true, clock)),
     );
     update.expect("update lands");
     assert_eq!(apply.expect("apply lands").value, Outcome::Applied);
@@ -256,4 +258,196 @@ async fn a_write_that_keeps_losing_races_gives_up_within_its_budget() {
         "{conflicts} attempts, not {}",
         crate::core::MAX_ATTEMPTS
     );
+}
+
+mod edits {
+    //! Versions, conditional writes, one-link writes and idempotent creates
+    //! (docs/behaviour.md §3).
+
+    use std::time::Duration;
+
+    use super::*;
+    use crate::{
+        conditions::Expected, idempotency::IdempotencyKey, service::LinkEdit,
+        store::EntityStore as _,
+    };
+
+    fn edit(other: &str, linked: bool) -> LinkEdit<Pupil> {
+        LinkEdit {
+            other: Key(other.into()),
+            linked,
+        }
+    }
+
+    fn key(raw: &str) -> Option<IdempotencyKey> {
+        Some(raw.parse().expect("a key"))
+    }
+
+    #[tokio::test]
+    async fn every_change_moves_the_version_and_a_stale_condition_writes_nothing() {
+        let (core, store) = core();
+        let id = core
+            .create(&ctx(), draft(&[]))
+            .await
+            .expect("create")
+            .value
+            .id;
+        assert_eq!(core.get(&ctx(), &id).await.expect("get").version, 0);
+        let updated = core
+            .update_if(&ctx(), &id, draft(&["c1"]), Expected::OneOf(vec![0]))
+            .await
+            .expect("update at version 0");
+        assert_eq!(updated.value.version, 1);
+        // A link applied from the other side moves the version too.
+        core.apply_link(&ctx(), change(&id, "c2", true, 1))
+            .await
+            .expect("apply");
+        assert_eq!(core.get(&ctx(), &id).await.expect("get").version, 2);
+
+        let before = store.commit_counts();
+        for stale in [
+            core.update_if(&ctx(), &id, draft(&[]), Expected::OneOf(vec![0, 1]))
+                .await
+                .map(|_| ()),
+            core.delete_if(&ctx(), &id, Expected::OneOf(vec![1]))
+                .await
+                .map(|_| ()),
+            core.set_link(&ctx(), &id, edit("c3", true), Expected::OneOf(vec![7]))
+                .await
+                .map(|_| ()),
+        ] {
+            assert_eq!(stale.expect_err("stale").code(), "precondition_failed");
+        }
+        assert_eq!(store.commit_counts(), before, "nothing written");
+        let gone = Key("nobody".into());
+        let missing = core.delete_if(&ctx(), &gone, Expected::Exists).await;
+        assert_eq!(missing.expect_err("gone").code(), "not_found");
+        let missing = core.delete(&ctx(), &gone).await;
+        assert_eq!(missing.expect_err("gone").code(), "not_found");
+        core.delete_if(&ctx(), &id, Expected::Exists)
+            .await
+            .expect("delete if it exists");
+    }
+
+    #[tokio::test]
+    async fn one_link_writes_change_one_pair_and_are_stamped_even_when_already_so() {
+        let (core, store) = core();
+        let id = core
+            .create(&ctx(), draft(&["c1"]))
+            .await
+            .expect("create")
+            .value
+            .id;
+        events(&store);
+        let added = core
+            .set_link(&ctx(), &id, edit("c2", true), Expected::Unconditional)
+            .await
+            .expect("link");
+        assert_eq!(added.relinked, ["c2"]);
+        let again = core
+            .set_link(&ctx(), &id, edit("c2", true), Expected::Unconditional)
+            .await
+            .expect("link again");
+        assert!(again.relinked.is_empty(), "the list did not change");
+        assert!(again.value > added.value, "but the pair was stamped again");
+        let sent = events(&store);
+        assert_eq!(pairs(&sent), [("c2".into(), true), ("c2".into(), true)]);
+        assert!(sent[1].clock > sent[0].clock);
+        core.set_link(&ctx(), &id, edit("c1", false), Expected::Unconditional)
+            .await
+            .expect("unlink");
+        let stored = core.get(&ctx(), &id).await.expect("get");
+        assert_eq!(stored.links, [Key("c2".into())]);
+    }
+
+    #[tokio::test]
+    async fn a_one_link_write_past_the_limit_is_the_list_forms_validation_error() {
+        let (core, _) = core();
+        let full: Vec<String> = (0..15).map(|n| format!("c{n}")).collect();
+        let full: Vec<&str> = full.iter().map(String::as_str).collect();
+        let id = core
+            .create(&ctx(), draft(&full))
+            .await
+            .expect("create")
+            .value
+            .id;
+        let refused = core
+            .set_link(&ctx(), &id, edit("c99", true), Expected::Unconditional)
+            .await
+            .expect_err("a 16th link");
+        assert_eq!(refused.code(), "validation_failed");
+        assert_eq!(refused.details()[0].field, "links");
+        core.set_link(&ctx(), &id, edit("c3", true), Expected::Unconditional)
+            .await
+            .expect("a link it holds is fine");
+    }
+
+    #[tokio::test]
+    async fn concurrent_one_link_writes_of_different_pairs_never_undo_each_other() {
+        let (core, _) = core();
+        let id = core
+            .create(&ctx(), draft(&[]))
+            .await
+            .expect("create")
+            .value
+            .id;
+        let links = (0..12).map(|n| {
+            let (core, id) = (core.clone(), id.clone());
+            async move {
+                core.set_link(
+                    &ctx(),
+                    &id,
+                    edit(&format!("c{n}"), true),
+                    Expected::Unconditional,
+                )
+                .await
+                .expect("link")
+            }
+        });
+        futures::future::join_all(links).await;
+        let stored = core.get(&ctx(), &id).await.expect("get");
+        assert_eq!(stored.links.len(), 12, "{:?}", stored.links);
+    }
+
+    #[tokio::test]
+    async fn a_keyed_create_is_made_once_and_the_key_is_bound_to_its_fields() {
+        let (core, store) = core();
+        let first = core
+            .create_keyed(&ctx(), draft(&["c1"]), key("k"))
+            .await
+            .expect("create");
+        assert!(!first.replayed);
+        let again = core
+            .create_keyed(&ctx(), draft(&["c1"]), key("k"))
+            .await
+            .expect("again");
+        assert!(again.replayed && !again.wrote);
+        assert_eq!(again.value, first.value);
+        assert_eq!(store.ids().len(), 1);
+        let reused = core.create_keyed(&ctx(), draft(&["c2"]), key("k")).await;
+        assert_eq!(reused.expect_err("reused").code(), "idempotency_key_reused");
+        core.create_keyed(&ctx(), draft(&["c1"]), key("other"))
+            .await
+            .expect("another key is another create");
+        assert_eq!(store.ids().len(), 2);
+    }
+
+    #[tokio::test]
+    async fn an_expired_key_is_a_new_create_and_is_purged() {
+        let store = MemoryStore::<Pupil>::new(|n| Key(format!("s{n}")));
+        let core = Core::new(store.clone(), "t.links.students")
+            .with_key_retention(Duration::from_millis(20));
+        core.create_keyed(&ctx(), draft(&[]), key("k"))
+            .await
+            .expect("create");
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let later = core
+            .create_keyed(&ctx(), draft(&[]), key("k"))
+            .await
+            .expect("a new create");
+        assert!(!later.replayed);
+        assert_eq!(store.ids().len(), 2);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        assert_eq!(store.purge_keys().await.expect("purge"), 1);
+    }
 }

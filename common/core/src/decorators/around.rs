@@ -3,8 +3,10 @@
 
 use crate::{
     Context, Entity, EntityService, Error, Page,
+    conditions::Expected,
+    idempotency::IdempotencyKey,
     links::Outcome,
-    service::{IncomingLink, Written},
+    service::{IncomingLink, LinkEdit, Written},
 };
 
 /// Behaviour around one call: measure it, log it, ...
@@ -44,24 +46,46 @@ impl<E: Entity, S: EntityService<E>, A: Aspect> EntityService<E> for Around<S, A
         self.aspect.around(E::KIND, ctx, "get", call).await
     }
 
-    async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<Written<E>, Error> {
-        let call = self.inner.create(ctx, draft);
+    async fn create_keyed(
+        &self,
+        ctx: &Context,
+        draft: E::Draft,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Written<E>, Error> {
+        let call = self.inner.create_keyed(ctx, draft, key);
         self.aspect.around(E::KIND, ctx, "create", call).await
     }
 
-    async fn update(
+    async fn update_if(
         &self,
         ctx: &Context,
         id: &E::Id,
         draft: E::Draft,
+        expected: Expected,
     ) -> Result<Written<E>, Error> {
-        let call = self.inner.update(ctx, id, draft);
+        let call = self.inner.update_if(ctx, id, draft, expected);
         self.aspect.around(E::KIND, ctx, "update", call).await
     }
 
-    async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<Written<()>, Error> {
-        let call = self.inner.delete(ctx, id);
+    async fn delete_if(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        expected: Expected,
+    ) -> Result<Written<()>, Error> {
+        let call = self.inner.delete_if(ctx, id, expected);
         self.aspect.around(E::KIND, ctx, "delete", call).await
+    }
+
+    async fn set_link(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        edit: LinkEdit<E>,
+        expected: Expected,
+    ) -> Result<Written<i64>, Error> {
+        let call = self.inner.set_link(ctx, id, edit, expected);
+        self.aspect.around(E::KIND, ctx, "set_link", call).await
     }
 
     async fn list_linked(

@@ -1,14 +1,44 @@
 //! Read-through caching of list and get, with exact invalidation on writes.
 
-use serde::{Serialize, de::DeserializeOwned};
+use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
     Context, Entity, EntityService, Error, Page,
     cache::{Cache, Lookup},
+    conditions::Expected,
+    idempotency::IdempotencyKey,
     links::Outcome,
     metric_names::CACHE_LOOKUPS_TOTAL,
-    service::{IncomingLink, Written},
+    service::{IncomingLink, LinkEdit, Written},
 };
+
+/// An entity as cached: its JSON leaves the version out, so the entry carries it beside.
+#[derive(Serialize, Deserialize)]
+struct Stamped<E> {
+    version: i64,
+    entity: E,
+}
+
+impl<E: Entity> Stamped<E> {
+    fn new(entity: E) -> Self {
+        Self {
+            version: entity.version(),
+            entity,
+        }
+    }
+
+    fn entity(self) -> E {
+        self.entity.with_version(self.version)
+    }
+}
+
+fn stamped<E: Entity>(entities: Vec<E>) -> Vec<Stamped<E>> {
+    entities.into_iter().map(Stamped::new).collect()
+}
+
+fn unstamped<E: Entity>(entries: Vec<Stamped<E>>) -> Vec<E> {
+    entries.into_iter().map(Stamped::entity).collect()
+}
 
 /// Caches the reads of `S` in `C`; writes invalidate what they made stale.
 #[derive(Debug, Clone)]
@@ -136,44 +166,60 @@ where
 {
     async fn list(&self, ctx: &Context, page: Page) -> Result<Vec<E>, Error> {
         let key = format!("{}:{}", page.limit, page.offset);
-        self.read_through(
-            E::KIND,
-            "list",
-            LIST_SCOPE,
-            &key,
-            self.inner.list(ctx, page),
-        )
-        .await
+        let load = async { self.inner.list(ctx, page).await.map(stamped) };
+        let entries = self
+            .read_through(E::KIND, "list", LIST_SCOPE, &key, load)
+            .await?;
+        Ok(unstamped(entries))
     }
 
     async fn get(&self, ctx: &Context, id: &E::Id) -> Result<E, Error> {
-        self.read_through(
-            E::KIND,
-            "get",
-            &entity_scope(id),
-            "",
-            self.inner.get(ctx, id),
-        )
-        .await
+        let load = async { self.inner.get(ctx, id).await.map(Stamped::new) };
+        let entry = self
+            .read_through(E::KIND, "get", &entity_scope(id), "", load)
+            .await?;
+        Ok(entry.entity())
     }
 
-    async fn create(&self, ctx: &Context, draft: E::Draft) -> Result<Written<E>, Error> {
-        let outcome = self.inner.create(ctx, draft).await;
+    async fn create_keyed(
+        &self,
+        ctx: &Context,
+        draft: E::Draft,
+        key: Option<IdempotencyKey>,
+    ) -> Result<Written<E>, Error> {
+        let outcome = self.inner.create_keyed(ctx, draft, key).await;
         self.after_write(outcome, None).await
     }
 
-    async fn update(
+    async fn update_if(
         &self,
         ctx: &Context,
         id: &E::Id,
         draft: E::Draft,
+        expected: Expected,
     ) -> Result<Written<E>, Error> {
-        let outcome = self.inner.update(ctx, id, draft).await;
+        let outcome = self.inner.update_if(ctx, id, draft, expected).await;
         self.after_write(outcome, Some(entity_scope(id))).await
     }
 
-    async fn delete(&self, ctx: &Context, id: &E::Id) -> Result<Written<()>, Error> {
-        let outcome = self.inner.delete(ctx, id).await;
+    async fn delete_if(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        expected: Expected,
+    ) -> Result<Written<()>, Error> {
+        let outcome = self.inner.delete_if(ctx, id, expected).await;
+        self.after_write(outcome, Some(entity_scope(id))).await
+    }
+
+    async fn set_link(
+        &self,
+        ctx: &Context,
+        id: &E::Id,
+        edit: LinkEdit<E>,
+        expected: Expected,
+    ) -> Result<Written<i64>, Error> {
+        let outcome = self.inner.set_link(ctx, id, edit, expected).await;
         self.after_write(outcome, Some(entity_scope(id))).await
     }
 
@@ -184,9 +230,11 @@ where
         page: Page,
     ) -> Result<Vec<E>, Error> {
         let key = format!("{}:{}", page.limit, page.offset);
-        let load = self.inner.list_linked(ctx, other, page);
-        self.read_through(E::KIND, "list_linked", &linked_scope(other), &key, load)
-            .await
+        let load = async { self.inner.list_linked(ctx, other, page).await.map(stamped) };
+        let entries = self
+            .read_through(E::KIND, "list_linked", &linked_scope(other), &key, load)
+            .await?;
+        Ok(unstamped(entries))
     }
 
     async fn apply_link(
@@ -196,9 +244,10 @@ where
     ) -> Result<Written<Outcome>, Error> {
         let entity = entity_scope(&change.entity);
         let outcome = self.inner.apply_link(ctx, change).await;
-        // Only a change of the entity's list is visible to readers.
+        // Any commit is visible to readers: a change of the list, or only of the clocks, which
+        // still moves the entity's version (its ETag). A duplicate or stale change wrote nothing.
         match &outcome {
-            Ok(written) if written.relinked.is_empty() => outcome,
+            Ok(written) if !written.wrote => outcome,
             _ => self.after_write(outcome, Some(entity)).await,
         }
     }

@@ -42,10 +42,13 @@ pub struct Member<const COURSES: bool> {
     pub name: String,
     /// The ids of the other kind it links.
     pub links: Vec<Key>,
+    /// See [`Entity::version`].
+    #[serde(skip)]
+    pub version: i64,
 }
 
 /// The fields of a test entity without its id (also its raw input).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct MemberDraft {
     /// Some text.
     pub name: String,
@@ -68,6 +71,7 @@ impl<const COURSES: bool> Entity for Member<COURSES> {
     const SINGULAR: &'static str = if COURSES { "course" } else { "student" };
     const OTHER_KIND: &'static str = if COURSES { "students" } else { "courses" };
     const LINK_LIMIT: usize = if COURSES { 60 } else { 15 };
+    const LINKS_FIELD: &'static str = "links";
     const SIDE: Side = if COURSES {
         Side::Courses
     } else {
@@ -82,11 +86,20 @@ impl<const COURSES: bool> Entity for Member<COURSES> {
         &self.links
     }
 
+    fn version(&self) -> i64 {
+        self.version
+    }
+
+    fn with_version(self, version: i64) -> Self {
+        Self { version, ..self }
+    }
+
     fn assemble(id: Key, draft: MemberDraft) -> Self {
         Self {
             id,
             name: draft.name,
             links: draft.links,
+            version: 0,
         }
     }
 

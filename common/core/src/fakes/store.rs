@@ -9,6 +9,7 @@ use std::{
 use crate::{
     entity::Entity,
     error::Error,
+    idempotency::KeyRecord,
     links::Clocks,
     outbox::{Outbox, OutboxEntry},
     paging::Page,
@@ -22,10 +23,19 @@ struct Row<E> {
     seq: u64,
 }
 
+impl<E: Entity> Row<E> {
+    /// The entity as a read returns it, with its version.
+    fn read(&self) -> E {
+        self.entity.clone().with_version(self.version)
+    }
+}
+
 struct State<E: Entity> {
     rows: HashMap<E::Id, Row<E>>,
     next_seq: u64,
     outbox: Vec<OutboxEntry>,
+    /// Idempotency keys and when they expire.
+    keys: HashMap<String, (KeyRecord, Instant)>,
     /// Claimed entries: the relay and when its lease ends.
     claims: HashMap<String, (String, Instant)>,
     commits: u64,
@@ -60,6 +70,7 @@ impl<E: Entity> MemoryStore<E> {
                 rows: HashMap::new(),
                 next_seq: 0,
                 outbox: Vec::new(),
+                keys: HashMap::new(),
                 claims: HashMap::new(),
                 commits: 0,
                 conflicts: 0,
@@ -99,7 +110,7 @@ impl<E: Entity> MemoryStore<E> {
         let state = self.lock();
         let mut rows: Vec<_> = state.rows.values().collect();
         rows.sort_by_key(|r| r.seq);
-        rows.into_iter().map(|r| r.entity.clone()).collect()
+        rows.into_iter().map(Row::read).collect()
     }
 
     /// The ids of every entity, in creation order.
@@ -138,7 +149,7 @@ impl<E: Entity> MemoryStore<E> {
         rows.into_iter()
             .skip(skip)
             .take(page.limit as usize)
-            .map(|r| r.entity.clone())
+            .map(Row::read)
             .collect()
     }
 
@@ -197,7 +208,7 @@ impl<E: Entity> EntityStore<E> for MemoryStore<E> {
     async fn get(&self, id: &E::Id) -> Result<Option<E>, Error> {
         let state = self.lock();
         Self::available(&state)?;
-        Ok(state.rows.get(id).map(|r| r.entity.clone()))
+        Ok(state.rows.get(id).map(Row::read))
     }
 
     async fn list_linked(&self, other: &E::OtherId, page: Page) -> Result<Vec<E>, Error> {
@@ -251,10 +262,47 @@ impl<E: Entity> EntityStore<E> for MemoryStore<E> {
             state.conflicts += 1;
             return Ok(Committed::Conflict);
         }
+        if let Some(key) = commit.key {
+            let now = Instant::now();
+            if state
+                .keys
+                .get(key.key.as_str())
+                .is_some_and(|(_, expires)| *expires > now)
+            {
+                state.conflicts += 1;
+                return Ok(Committed::Conflict);
+            }
+            let record = KeyRecord {
+                fingerprint: key.fingerprint,
+                entity: key.entity,
+            };
+            state
+                .keys
+                .insert(key.key.to_string(), (record, now + key.retention));
+        }
         Self::apply(&mut state, commit.change)?;
         state.outbox.extend(commit.outbox);
         state.commits += 1;
         Ok(Committed::Done)
+    }
+
+    async fn find_key(&self, key: &str) -> Result<Option<KeyRecord>, Error> {
+        let state = self.lock();
+        Self::available(&state)?;
+        Ok(state
+            .keys
+            .get(key)
+            .filter(|(_, expires)| *expires > Instant::now())
+            .map(|(record, _)| record.clone()))
+    }
+
+    async fn purge_keys(&self) -> Result<u64, Error> {
+        let mut state = self.lock();
+        Self::available(&state)?;
+        let before = state.keys.len();
+        let now = Instant::now();
+        state.keys.retain(|_, (_, expires)| *expires > now);
+        Ok((before - state.keys.len()) as u64)
     }
 
     async fn ping(&self) -> Result<(), Error> {
