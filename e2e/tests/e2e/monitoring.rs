@@ -59,7 +59,10 @@ async fn every_public_route_kong_exposes_is_served() {
             ),
             other => panic!("unknown service {other} in routes.txt"),
         };
-        let url = path.replace("{id}", id);
+        let url = path
+            .replace("{id}", id)
+            .replace("{course_id}", &c)
+            .replace("{student_id}", &s);
         let response = match method {
             "GET" => app.get(&url).await,
             "POST" => app.post_json(&url, &body).await,
