@@ -63,11 +63,7 @@ class Route:
     service: str
 
     def concrete(self) -> str:
-        return (
-            self.path.replace("{id}", SAMPLE_IDS[self.service])
-            .replace("{course_id}", SAMPLE_IDS["courses"])
-            .replace("{student_id}", SAMPLE_IDS["students"])
-        )
+        return self.path.replace("{id}", SAMPLE_IDS[self.service]).replace("{course_id}", SAMPLE_IDS["courses"]).replace("{student_id}", SAMPLE_IDS["students"])
 
 
 def read_routes(path: Path = HERE / "routes.txt") -> list[Route]:
