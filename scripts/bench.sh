@@ -14,7 +14,8 @@
 #     only select the same row from PostgreSQL, or return a pre-serialized body.
 # It seeds data, then runs every case BENCH_ROUNDS times, interleaved (round 1 of every case,
 # then round 2, ...): HTTP cases with wrk (-t2 -c10, --latency; a read case starts from a
-# filled cache), gRPC cases with bench-grpc. After each round it waits until every link change
+# filled cache), gRPC cases with bench-grpc (the tonic client) and with h2load (nghttp2's,
+# a C client as light as wrk). After each round it waits until every link change
 # is applied on the other side, then times link changes under a wrk load
 # (bench-propagation). Any failed request fails the run. RSS of each
 # service idle and after the load, and the stripped sizes of the release binaries, complete
@@ -33,7 +34,7 @@
 #   REDIS_URL          (redis://127.0.0.1:6379)
 #   NATS_URL           (nats://127.0.0.1:4222)
 #   MONGODB_URI        (unset: a private server via scripts/mongo.sh)
-# All servers must be on loopback. Needs wrk (installed from Debian when missing), curl, jq,
+# All servers must be on loopback. Needs wrk and h2load (installed from Debian when missing), curl, jq,
 # psql, redis-cli, python3. Progress goes to stderr.
 set -euo pipefail
 # shellcheck source=scripts/lib.sh
@@ -66,6 +67,7 @@ for url in "$PG_URL" "$REDIS_URL" "$NATS_URL" ${MONGODB_URI:+"$MONGODB_URI"}; do
 done
 
 command -v wrk >/dev/null || apt_install wrk
+command -v h2load >/dev/null || apt_install nghttp2-client
 for tool in curl jq psql redis-cli python3 strip; do
   command -v "$tool" >/dev/null || die "$tool is missing"
 done
@@ -224,6 +226,38 @@ wrk_run() {
   echo "$rps $(to_ms "$p50") $(to_ms "$p99") $(( ${non2xx:-0} + ${errors:-0} ))"
 }
 
+# h2load_run SECONDS URL BODY: run h2load (nghttp2's HTTP/2 load tool, C like wrk, so the
+# client costs the shared cores about what wrk does) posting the gRPC frame BODY to URL, one
+# stream per connection; print "REQ_PER_S P50_MS P99_MS BAD". h2load sees HTTP statuses, not
+# gRPC's trailers: an answer is counted bad unless it is a 2xx that carried a message (a gRPC
+# error is a 200 with no data frame).
+h2load_run() {
+  local out log=$WORK/h2load.log rps done_ ok data
+  out=$(timeout $(( $1 + 60 )) h2load -c"$CONNECTIONS" -m1 -t1 -D "$1" \
+    -H 'content-type: application/grpc' -H 'te: trailers' -d "$3" --log-file="$log" "$2") \
+    || die "h2load failed on $2"
+  rps=$(awk '/^finished in/ {gsub(",", ""); print $4}' <<<"$out")
+  done_=$(awk '/^requests:/ {print $2}' <<<"$out")
+  ok=$(awk '/^status codes:/ {print $3}' <<<"$out")
+  data=$(awk '/^traffic:/ {gsub(/[()]/, "", $12); print $12}' <<<"$out")
+  [[ -n $rps && -n $done_ && -n $ok && -n $data ]] || { echo "$out" >&2; die "could not read h2load's output"; }
+  (( data >= ok * 10 )) || ok=0
+  # The log has one line per request: start time, status, microseconds to the answer.
+  sort -n -k3 "$log" | awk -v bad=$(( done_ - ok )) -v rps="$rps" \
+    '{ t[NR] = $3 } END { printf "%s %.3f %.3f %d\n", rps, t[int(NR * 0.5) + 1] / 1000, t[int(NR * 0.99) + 1] / 1000, bad }'
+}
+
+# grpc_frame FILE ID: the gRPC frame of a Get request for ID (GetStudentRequest and
+# GetCourseRequest are both `string id = 1`).
+grpc_frame() {
+  python3 - "$1" "$2" <<'PY'
+import struct, sys
+path, id_ = sys.argv[1], sys.argv[2].encode()
+message = b"\x0a" + bytes([len(id_)]) + id_
+open(path, "wb").write(b"\x00" + struct.pack(">I", len(message)) + message)
+PY
+}
+
 # rss_kb PID: resident set size in kB.
 rss_kb() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
@@ -342,7 +376,8 @@ wait_for_http "http://$BASE/static" 60 "$!" || die "bench-baseline did not start
 
 # ---------------------------------------------------------------- cases
 
-# One case per index: its name, transport, how it runs (wrk URL [LUA] | grpc KIND ID), the
+# One case per index: its name, transport, how it runs (wrk URL [LUA] | grpc KIND ID |
+# h2load URL FRAME), the
 # baseline route it is compared to ("" for none); the baseline cases name themselves.
 NAMES=() TRANSPORTS=() RUNS=() BASELINES=() BASELINE_NAMES=()
 case_() { NAMES+=("$1") TRANSPORTS+=("$2") BASELINES+=("$3") BASELINE_NAMES+=("$4") RUNS+=("$5"); }
@@ -354,6 +389,10 @@ case_ "students GET /{id} (cached)" http redis "" "wrk http://$S/api/students/$S
 case_ "courses GET /{id} (cached)" http redis "" "wrk http://$C/api/courses/$CID"
 case_ "students Get (cached)" grpc redis "" "grpc $S_GRPC students $SID"
 case_ "courses Get (cached)" grpc redis "" "grpc $C_GRPC courses $CID"
+grpc_frame "$WORK/get-student.grpc" "$SID"
+grpc_frame "$WORK/get-course.grpc" "$CID"
+case_ "students Get (cached), h2load" grpc redis "" "h2load http://$S_GRPC/nis.v1.StudentService/GetStudent $WORK/get-student.grpc"
+case_ "courses Get (cached), h2load" grpc redis "" "h2load http://$C_GRPC/nis.v1.CourseService/GetCourse $WORK/get-course.grpc"
 case_ "students list of 50 (cached)" http redis "" "wrk http://$S/api/students?limit=50"
 case_ "courses list of 50 (cached)" http redis "" "wrk http://$C/api/courses?limit=50"
 case_ "students GET /{id}/courses (cross)" http "" "" "wrk http://$S/api/students/$SID/courses"
@@ -386,6 +425,7 @@ measure() {
         --id "${run[3]}" --connections "$CONNECTIONS" --duration-secs "$2" --warmup-secs 0) \
         || die "bench-grpc failed on ${NAMES[$1]}"
       jq -r '"\(.rps) \(.p50_ms // -1) \(.p99_ms // -1) \(.errors)"' <<<"$grpc" ;;
+    h2load) h2load_run "$2" "${run[1]}" "${run[2]}" ;;
   esac
 }
 

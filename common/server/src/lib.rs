@@ -32,12 +32,12 @@ use tokio::{
     sync::{oneshot, watch},
     task::JoinHandle,
 };
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::{
     body::Body,
     codegen::{Service as TowerService, http},
     server::NamedService,
     service::Routes,
+    transport::server::TcpIncoming,
 };
 use tonic_health::{ServingStatus, server::HealthReporter};
 
@@ -282,7 +282,9 @@ pub async fn serve(
         let http_task = tokio::spawn(http_server);
         let (grpc_stop, grpc_stopped) = oneshot::channel::<()>();
         let grpc_task = tokio::spawn(router.serve_with_incoming_shutdown(
-            TcpListenerStream::new(listener),
+            // Accepted connections without Nagle's delay, as tonic sets when it binds itself: a
+            // unary answer is written in a few small frames, which Nagle would hold back.
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
             async move {
                 let _ = grpc_stopped.await;
             },
