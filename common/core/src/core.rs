@@ -386,11 +386,7 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                 (false, true) if state.links.len() >= E::LINK_LIMIT => {
                     return Err(Error::invalid_field(
                         E::LINKS_FIELD,
-                        format!(
-                            "must hold at most {} distinct ids, got {}",
-                            E::LINK_LIMIT,
-                            state.links.len() + 1
-                        ),
+                        crate::ids::too_many(E::LINK_LIMIT, state.links.len() + 1),
                     ));
                 }
                 (false, true) => Some(state.links.iter().chain([other]).cloned().collect()),

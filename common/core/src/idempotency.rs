@@ -12,6 +12,12 @@ use tokio::sync::watch;
 
 use crate::{entity::Entity, error::Error, store::EntityStore};
 
+/// The HTTP header, and the gRPC metadata, a create's key comes in.
+pub const HEADER: &str = "idempotency-key";
+
+/// The HTTP header, and the gRPC metadata, that marks the first answer given again.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+
 /// How long a key is remembered unless configured otherwise (`IDEMPOTENCY_RETENTION_SECS`).
 pub const DEFAULT_RETENTION: Duration = Duration::from_secs(24 * 3600);
 
@@ -51,6 +57,24 @@ impl fmt::Display for IdempotencyKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// The key a request carries among the `values` of its [`HEADER`] (each `None` when it is not
+/// text), as both transports read it: none, or one well-formed key; the header given twice or a
+/// malformed key is a bad request.
+pub fn from_values<'a>(
+    mut values: impl Iterator<Item = Option<&'a str>>,
+) -> Result<Option<IdempotencyKey>, Error> {
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(Error::BadRequest(format!(
+            "{HEADER} is given more than once"
+        )));
+    }
+    let raw = value.ok_or_else(|| Error::BadRequest(format!("{HEADER} is malformed")))?;
+    raw.parse().map(Some)
 }
 
 /// What a create stores with its key, in the same commit as the new entity.

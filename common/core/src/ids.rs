@@ -140,6 +140,12 @@ fn shorten(s: &str) -> String {
     }
 }
 
+/// What is wrong with a list of `got` distinct ids where at most `max` may be: the one message
+/// for the list form and for a link added on its own.
+pub fn too_many(max: usize, got: usize) -> String {
+    format!("must hold at most {max} distinct ids, got {got}")
+}
+
 /// A set of ids with at most `MAX` entries, in first-occurrence order.
 #[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Vec<I>", into = "Vec<I>", bound = "")]
@@ -181,10 +187,7 @@ impl<I: EntityId, const MAX: usize> IdList<I, MAX> {
             .filter(|id| seen.insert(id.clone()))
             .collect();
         if unique.len() > MAX {
-            return Err(format!(
-                "must hold at most {MAX} distinct ids, got {}",
-                unique.len()
-            ));
+            return Err(too_many(MAX, unique.len()));
         }
         Ok(Self(unique))
     }

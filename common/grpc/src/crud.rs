@@ -9,8 +9,11 @@
 //! - what the peer services answer the other service: [`list_linking`] and [`exists`].
 
 use nis_core::{
-    Context, Entity, EntityService, Error, Page, Written, conditions::Expected,
-    idempotency::IdempotencyKey, peer::Peer, service::LinkEdit,
+    Context, Entity, EntityService, Error, Page, Written,
+    conditions::Expected,
+    idempotency::{self, IdempotencyKey},
+    peer::Peer,
+    service::LinkEdit,
 };
 use tonic::{Request, Response, Status, metadata::MetadataValue};
 
@@ -63,28 +66,11 @@ pub async fn get<E: Entity, S: EntityService<E>>(
         .map_err(status)
 }
 
-/// The metadata a create's idempotency key comes in (as HTTP's `Idempotency-Key`).
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
-/// The response metadata of a create answered from its idempotency key.
-pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
-
 /// The idempotency key in a request's metadata, if any (malformed or sent twice:
-/// `INVALID_ARGUMENT`).
+/// `INVALID_ARGUMENT`), read as HTTP reads the header.
 pub fn idempotency_key<T>(request: &Request<T>) -> Result<Option<IdempotencyKey>, Status> {
-    let mut values = request.metadata().get_all(IDEMPOTENCY_KEY).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(Status::invalid_argument(
-            "the idempotency-key metadata is given more than once",
-        ));
-    }
-    let raw = value
-        .to_str()
-        .map_err(|_| Status::invalid_argument("the idempotency-key metadata is malformed"))?;
-    raw.parse().map(Some).map_err(status)
+    let values = request.metadata().get_all(idempotency::HEADER).iter();
+    idempotency::from_values(values.map(|v| v.to_str().ok())).map_err(status)
 }
 
 /// The condition of an optional expected version.
@@ -109,9 +95,10 @@ pub async fn create<E: Entity, S: EntityService<E>>(
 pub fn created<E, M: From<E>>(written: Written<E>) -> Response<M> {
     let mut response = Response::new(M::from(written.value));
     if written.replayed {
-        response
-            .metadata_mut()
-            .insert(IDEMPOTENT_REPLAYED, MetadataValue::from_static("true"));
+        response.metadata_mut().insert(
+            idempotency::REPLAYED_HEADER,
+            MetadataValue::from_static("true"),
+        );
     }
     response
 }
@@ -152,23 +139,54 @@ pub async fn delete<E: Entity, S: EntityService<E>>(
     .map_err(status)
 }
 
-/// Set (`linked`) or remove one link of entity `id` to `other` (both as sent), if at
-/// `expected_version` (when given); the entity's version after it.
+/// A one-link request of either public service: its entity's id, the other entity's id (both
+/// as sent), and the optional expected version.
+pub trait LinkRequest {
+    /// `(id, other)`.
+    fn ids(&self) -> (&str, &str);
+    /// The version the entity must be at, if any.
+    fn expected_version(&self) -> Option<i64>;
+}
+
+impl LinkRequest for pb::StudentCourseRequest {
+    fn ids(&self) -> (&str, &str) {
+        (&self.student_id, &self.course_id)
+    }
+
+    fn expected_version(&self) -> Option<i64> {
+        self.expected_version
+    }
+}
+
+impl LinkRequest for pb::CourseStudentRequest {
+    fn ids(&self) -> (&str, &str) {
+        (&self.course_id, &self.student_id)
+    }
+
+    fn expected_version(&self) -> Option<i64> {
+        self.expected_version
+    }
+}
+
+/// `Link*` (`linked`) and `Unlink*`: sets or removes one link, if the entity is at the
+/// expected version (when given); answers the entity's version after it.
 pub async fn set_link<E: Entity, S: EntityService<E>>(
     service: &S,
-    ctx: &Context,
-    (id, other): (&str, &str),
+    request: Request<impl LinkRequest>,
     linked: bool,
-    expected_version: Option<i64>,
-) -> Result<i64, Status> {
+) -> Result<Response<pb::LinkResponse>, Status> {
+    let ctx = crate::context(&request);
+    let request = request.into_inner();
     async {
+        let (id, other) = request.ids();
         let id = E::parse_id(id)?;
         let other = other.parse::<E::OtherId>().map_err(Error::BadRequest)?;
         let edit = LinkEdit { other, linked };
-        let written = service
-            .set_link(ctx, &id, edit, expected(expected_version))
-            .await?;
-        Ok(written.value)
+        let expected = expected(request.expected_version());
+        let written = service.set_link(&ctx, &id, edit, expected).await?;
+        Ok(Response::new(pb::LinkResponse {
+            version: written.value,
+        }))
     }
     .await
     .map_err(status)

@@ -4,13 +4,11 @@
 //! `If-None-Match` on reads (§13.1.2), and the `Idempotency-Key` of a create.
 
 use actix_web::HttpRequest;
-use nis_core::{Error, conditions::Expected, idempotency::IdempotencyKey};
-
-/// The header a create's idempotency key comes in.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-
-/// Set on the answer to a create made again with its key: the first answer, nothing written.
-pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
+use nis_core::{
+    Error,
+    conditions::Expected,
+    idempotency::{self, IdempotencyKey},
+};
 
 /// The strong entity tag of an entity at `version`, as the `ETag` header shows it: `"<n>"`.
 pub fn etag(version: i64) -> String {
@@ -112,19 +110,8 @@ pub fn not_modified(req: &HttpRequest, version: i64) -> bool {
 
 /// The idempotency key of a create, if it has one; sent twice or malformed is a bad request.
 pub fn idempotency_key(req: &HttpRequest) -> Result<Option<IdempotencyKey>, Error> {
-    let mut values = req.headers().get_all(IDEMPOTENCY_KEY);
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(Error::BadRequest(
-            "the Idempotency-Key header is given more than once".into(),
-        ));
-    }
-    let raw = value
-        .to_str()
-        .map_err(|_| Error::BadRequest("the Idempotency-Key header is malformed".into()))?;
-    raw.parse().map(Some)
+    let values = req.headers().get_all(idempotency::HEADER);
+    idempotency::from_values(values.map(|v| v.to_str().ok()))
 }
 
 #[cfg(test)]

@@ -19,7 +19,6 @@ use actix_web::{App, HttpServer, dev::Server, middleware::from_fn, web};
 use metrics_exporter_prometheus::PrometheusHandle;
 
 pub use body::{JsonFields, MAX_BODY_BYTES};
-pub use conditional::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
 pub use request_id::context;

@@ -4,14 +4,10 @@ use actix_web::{HttpRequest, HttpResponse, Scope, http::header, web};
 use serde::Serialize;
 use serde_json::json;
 
-use nis_core::{Entity, EntityService, Error, Page, peer::Peer, service::LinkEdit};
+use nis_core::{Entity, EntityService, Error, Page, idempotency, peer::Peer, service::LinkEdit};
 
 use super::{
-    body::JsonFields,
-    conditional::{self, IDEMPOTENT_REPLAYED},
-    error::ApiError,
-    request_id::context,
-    resource,
+    body::JsonFields, conditional, error::ApiError, request_id::context, resource,
     schema::FieldSchema,
 };
 
@@ -147,7 +143,7 @@ async fn create<E: JsonEntity, S: EntityService<E>>(
         ))
         .insert_header((header::ETAG, conditional::etag(entity.version())));
     if created.replayed {
-        response.insert_header((IDEMPOTENT_REPLAYED, "true"));
+        response.insert_header((idempotency::REPLAYED_HEADER, "true"));
     }
     Ok(response.json(Data { data: entity }))
 }

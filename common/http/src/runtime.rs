@@ -1,20 +1,7 @@
-//! Service calls in the application's runtime context, polled right on actix's workers.
-//!
-//! actix-web runs each HTTP worker on a runtime of its own, while the stores' connection pools
-//! are shared by the whole process. A connection belongs to the runtime whose context it was
-//! opened in: one opened by a worker dies with that worker's runtime, which a graceful stop
-//! shuts down while other workers still drain their requests — and a request that then uses
-//! that connection fails with "the Tokio context is being shut down" (found by `make chaos`,
-//! docs/chaos.md).
-//!
-//! [`OnRuntime`] polls each call of the service on the worker that received the request, but
-//! inside the application runtime's context: every socket, timer and background task a call
-//! creates (a pool's new connection, Redis' reconnection, a driver task) is registered with the
-//! application's runtime, which lives as long as the process. Handing the whole call to that
-//! runtime instead would do the same at the price of two thread hand-offs per request, which
-//! `make bench` measured as the largest single cost of a cached read (docs/benchmarks.md).
+//! Service calls of the HTTP API polled on the actix worker that received them, in the
+//! application runtime's context ([`nis_runtime::context`] says why).
 
-use std::{future::Future, pin::pin, task::Poll};
+use std::future::Future;
 
 use nis_core::{
     Context, Entity, EntityService, Error, IncomingLink, Page, Written, conditions::Expected,
@@ -36,15 +23,8 @@ impl<S> OnRuntime<S> {
         Self { inner, runtime }
     }
 
-    /// Polls `work` to completion, entering the runtime's context for each poll (the guard is
-    /// never held across a suspension, so the worker's own runtime is untouched in between).
     async fn run<T>(&self, work: impl Future<Output = T>) -> T {
-        let mut work = pin!(work);
-        std::future::poll_fn(|cx| -> Poll<T> {
-            let _entered = self.runtime.enter();
-            work.as_mut().poll(cx)
-        })
-        .await
+        nis_runtime::context::within(&self.runtime, work).await
     }
 }
 

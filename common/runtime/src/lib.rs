@@ -5,6 +5,7 @@
 //! initializer uses it without compiling any server.
 
 pub mod config;
+pub mod context;
 pub mod lifecycle;
 pub mod readiness;
 pub mod secret;

@@ -63,9 +63,9 @@ impl Readiness {
         self
     }
 
-    /// The same checks, each run on `runtime`: a probe that opens a connection opens it there,
-    /// not on the runtime of the caller (an HTTP worker's, which a graceful stop shuts down
-    /// first).
+    /// The same checks, each polled in `runtime`'s context ([`crate::context::within`]): a
+    /// probe that opens a connection opens it there, not on the runtime of the caller (an HTTP
+    /// worker's, which a graceful stop shuts down first).
     #[must_use]
     pub fn on_runtime(self, runtime: tokio::runtime::Handle) -> Self {
         let checks = self
@@ -74,11 +74,8 @@ impl Readiness {
             .map(|check| {
                 let (probe, runtime) = (check.probe.clone(), runtime.clone());
                 let on_runtime: Probe = Arc::new(move || {
-                    let work = runtime.spawn(probe());
-                    Box::pin(async move {
-                        work.await
-                            .unwrap_or_else(|e| Err(format!("the probe did not finish: {e}")))
-                    })
+                    let (work, runtime) = (probe(), runtime.clone());
+                    Box::pin(async move { crate::context::within(&runtime, work).await })
                 });
                 Check {
                     name: check.name,

@@ -30,21 +30,6 @@ impl<S: EntityService<Course>, P: Peer> CourseGrpc<S, P> {
     }
 }
 
-impl<S: EntityService<Course>, P> CourseGrpc<S, P> {
-    /// `LinkX` and `UnlinkX`: one link set or removed.
-    async fn set_link(
-        &self,
-        request: Request<pb::CourseStudentRequest>,
-        linked: bool,
-    ) -> Result<Response<pb::LinkResponse>, Status> {
-        let ctx = context(&request);
-        let r = request.into_inner();
-        let ids = (r.course_id.as_str(), r.student_id.as_str());
-        let version = crud::set_link(&self.service, &ctx, ids, linked, r.expected_version).await?;
-        Ok(Response::new(pb::LinkResponse { version }))
-    }
-}
-
 /// The peer service over the course service `S`: what students asks of courses.
 #[derive(Debug, Clone)]
 pub struct CoursePeerGrpc<S> {
@@ -169,14 +154,14 @@ impl<S: EntityService<Course>, P: Peer> CourseService for CourseGrpc<S, P> {
         &self,
         request: Request<pb::CourseStudentRequest>,
     ) -> Result<Response<pb::LinkResponse>, Status> {
-        self.set_link(request, true).await
+        crud::set_link(&self.service, request, true).await
     }
 
     async fn unlink_student(
         &self,
         request: Request<pb::CourseStudentRequest>,
     ) -> Result<Response<pb::LinkResponse>, Status> {
-        self.set_link(request, false).await
+        crud::set_link(&self.service, request, false).await
     }
 
     async fn list_courses_by_student(

@@ -30,21 +30,6 @@ impl<S: EntityService<Student>, P: Peer> StudentGrpc<S, P> {
     }
 }
 
-impl<S: EntityService<Student>, P> StudentGrpc<S, P> {
-    /// `LinkX` and `UnlinkX`: one link set or removed.
-    async fn set_link(
-        &self,
-        request: Request<pb::StudentCourseRequest>,
-        linked: bool,
-    ) -> Result<Response<pb::LinkResponse>, Status> {
-        let ctx = context(&request);
-        let r = request.into_inner();
-        let ids = (r.student_id.as_str(), r.course_id.as_str());
-        let version = crud::set_link(&self.service, &ctx, ids, linked, r.expected_version).await?;
-        Ok(Response::new(pb::LinkResponse { version }))
-    }
-}
-
 /// The peer service over the student service `S`: what courses asks of students.
 #[derive(Debug, Clone)]
 pub struct StudentPeerGrpc<S> {
@@ -155,14 +140,14 @@ impl<S: EntityService<Student>, P: Peer> StudentService for StudentGrpc<S, P> {
         &self,
         request: Request<pb::StudentCourseRequest>,
     ) -> Result<Response<pb::LinkResponse>, Status> {
-        self.set_link(request, true).await
+        crud::set_link(&self.service, request, true).await
     }
 
     async fn unlink_course(
         &self,
         request: Request<pb::StudentCourseRequest>,
     ) -> Result<Response<pb::LinkResponse>, Status> {
-        self.set_link(request, false).await
+        crud::set_link(&self.service, request, false).await
     }
 
     async fn list_students_by_course(

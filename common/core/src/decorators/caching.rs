@@ -138,15 +138,18 @@ impl<S, C: Cache> Cached<S, C> {
         Ok(value)
     }
 
-    /// Invalidates what a write made stale, unless it certainly changed nothing. A store that
-    /// failed may still have committed what it was asked: then the entity and the lists are
-    /// invalidated (its links are unknown; they expire with the TTL).
+    /// Invalidates what a write made stale, unless it certainly changed nothing (it wrote
+    /// nothing, or refused the caller's request). A store that failed may still have committed
+    /// what it was asked: then the entity and the lists are invalidated (its links are unknown;
+    /// they expire with the TTL).
     async fn after_write<T>(
         &self,
         outcome: Result<Written<T>, Error>,
         entity: Option<String>,
     ) -> Result<Written<T>, Error> {
         let scopes = match &outcome {
+            // A duplicate or stale change, a replayed create: nothing was written.
+            Ok(written) if !written.wrote => return outcome,
             Ok(written) => stale_scopes(entity, &written.relinked),
             Err(e) if e.is_server_fault() => stale_scopes(entity, &[]),
             Err(_) => return outcome,
@@ -243,13 +246,10 @@ where
         change: IncomingLink<E>,
     ) -> Result<Written<Outcome>, Error> {
         let entity = entity_scope(&change.entity);
+        // Any commit is visible to readers, a change of the clocks only included: it moves the
+        // entity's version (its ETag).
         let outcome = self.inner.apply_link(ctx, change).await;
-        // Any commit is visible to readers: a change of the list, or only of the clocks, which
-        // still moves the entity's version (its ETag). A duplicate or stale change wrote nothing.
-        match &outcome {
-            Ok(written) if !written.wrote => outcome,
-            _ => self.after_write(outcome, Some(entity)).await,
-        }
+        self.after_write(outcome, Some(entity)).await
     }
 }
 
