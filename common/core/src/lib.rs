@@ -5,7 +5,8 @@
 //!   ([`outbox`]);
 //! - the ports: the service every transport calls ([`service`]), the store ([`store`]), the
 //!   cache ([`cache`]), the peer service ([`peer`]);
-//! - the use cases over those ports ([`core`]) and the decorators around them ([`decorators`]).
+//! - the use cases over those ports ([`core`], and the anti-entropy repair of the relation,
+//!   [`reconcile`]) and the decorators around them ([`decorators`]).
 //!
 //! Adapters live in the sibling crates (`nis-http`, `nis-grpc`, `nis-queue`, `nis-cache`) and
 //! in each service's `outbound/` store; they depend on this crate, never the other way round.
@@ -27,6 +28,7 @@ pub mod metric_names;
 pub mod outbox;
 pub mod paging;
 pub mod peer;
+pub mod reconcile;
 pub mod request_id;
 pub mod service;
 pub mod store;

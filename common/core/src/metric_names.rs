@@ -16,3 +16,17 @@ pub const EVENTS_CONSUMED_TOTAL: &str = "nis_events_consumed_total";
 pub const LINK_PROPAGATION: &str = "nis_link_propagation_seconds";
 /// Relation changes recorded but not yet published, by `service`.
 pub const OUTBOX_PENDING: &str = "nis_outbox_pending";
+/// Reconciliation runs by `service` and `outcome` (`ok`, `failed`).
+pub const RECONCILE_RUNS_TOTAL: &str = "nis_reconcile_runs_total";
+/// Pairs a reconciliation run repaired, by `service` and `direction` (`here`: this side was
+/// behind; `peer`: the other side was).
+pub const RECONCILE_REPAIRED_TOTAL: &str = "nis_reconcile_repaired_pairs_total";
+/// How long a reconciliation run took, by `service`.
+pub const RECONCILE_DURATION: &str = "nis_reconcile_duration_seconds";
+/// When the last successful reconciliation run of this process ended (Unix seconds; the start
+/// of the process until then), by `service`.
+pub const RECONCILE_LAST_SUCCESS: &str = "nis_reconcile_last_success_timestamp_seconds";
+/// `RECONCILE_INTERVAL_SECS` of this process (0: periodic runs off), by `service`.
+pub const RECONCILE_INTERVAL: &str = "nis_reconcile_interval_seconds";
+/// Messages in the dead letters of this service, as the last reconciliation run counted them.
+pub const DEAD_LETTERS: &str = "nis_dead_letters";

@@ -18,6 +18,8 @@ pub enum Transport {
     Grpc,
     /// A message from the queue.
     Queue,
+    /// A repair made by a reconciliation run ([`crate::reconcile`]).
+    Reconcile,
 }
 
 impl Transport {
@@ -27,6 +29,7 @@ impl Transport {
             Self::Http => "http",
             Self::Grpc => "grpc",
             Self::Queue => "queue",
+            Self::Reconcile => "reconcile",
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::{
     links::Clocks,
     outbox::{Outbox, OutboxEntry},
     paging::Page,
+    reconcile::{RelationRow, RelationStore},
     store::{Change, Commit, Committed, EntityStore, LinkState},
 };
 
@@ -43,6 +44,8 @@ struct State<E: Entity> {
     down: bool,
     /// When set, every conditional commit takes this long and then loses its race.
     losing: Option<Duration>,
+    /// Leases: their holder and when they end.
+    leases: HashMap<&'static str, (String, Instant)>,
 }
 
 /// Entities and their outbox in memory. Clones share the data. Every load and commit yields to
@@ -76,6 +79,7 @@ impl<E: Entity> MemoryStore<E> {
                 conflicts: 0,
                 down: false,
                 losing: None,
+                leases: HashMap::new(),
             })),
             make_id: Arc::new(make_id),
         }
@@ -353,5 +357,48 @@ impl<E: Entity> Outbox for MemoryStore<E> {
         let state = self.lock();
         Self::available(&state)?;
         Ok(state.outbox.len() as u64)
+    }
+}
+
+impl<E: Entity> RelationStore for MemoryStore<E> {
+    async fn relation_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<RelationRow>, Error> {
+        let state = self.lock();
+        Self::available(&state)?;
+        let mut rows: Vec<RelationRow> = state
+            .rows
+            .iter()
+            .map(|(id, row)| RelationRow {
+                id: id.to_string(),
+                links: row.entity.links().iter().map(ToString::to_string).collect(),
+                clocks: row.clocks.clone(),
+            })
+            .filter(|row| after.as_ref().is_none_or(|a| row.id > *a))
+            .collect();
+        rows.sort_by(|a, b| a.id.cmp(&b.id));
+        rows.truncate(limit);
+        Ok(rows)
+    }
+
+    async fn try_lease(
+        &self,
+        name: &'static str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let mut state = self.lock();
+        Self::available(&state)?;
+        let now = Instant::now();
+        let free = state
+            .leases
+            .get(name)
+            .is_none_or(|(h, until)| h == holder || *until <= now);
+        if free {
+            state.leases.insert(name, (holder.to_owned(), now + ttl));
+        }
+        Ok(free)
     }
 }
