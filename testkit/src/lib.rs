@@ -10,6 +10,7 @@ pub mod odd_text;
 pub mod outbox;
 pub mod process;
 pub mod queue;
+pub mod relation;
 mod service;
 pub mod stores;
 

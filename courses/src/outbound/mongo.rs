@@ -27,6 +27,7 @@ use nis_core::{
     ids::{CourseId, StudentId},
     links::Clocks,
     outbox::{Outbox, OutboxEntry},
+    reconcile::{RelationRow, RelationStore},
     store::{Change, Commit, Committed, EntityStore, LinkState},
 };
 use nis_runtime::secret::Secret;
@@ -442,6 +443,88 @@ impl EntityStore<Course> for MongoCourses {
         )
         .await
         .map(|_: Document| ())
+    }
+}
+
+/// A course's side of the relation, as a reconciliation scan reads it.
+#[derive(Debug, Deserialize)]
+struct RelationDocument {
+    #[serde(rename = "_id")]
+    id: ObjectId,
+    #[serde(default)]
+    student_ids: Vec<String>,
+    #[serde(default)]
+    link_clocks: Clocks,
+}
+
+/// A lease shared by the replicas (docs/behaviour.md §5.10).
+#[derive(Debug, Serialize, Deserialize)]
+struct LeaseDocument {
+    #[serde(rename = "_id")]
+    name: String,
+    holder: String,
+    until: DateTime,
+}
+
+impl RelationStore for MongoCourses {
+    async fn relation_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<RelationRow>, Error> {
+        let filter = match after.as_deref().map(str::parse::<CourseId>).transpose() {
+            Ok(Some(after)) => doc! { "_id": { "$gt": object_id(&after) } },
+            Ok(None) => doc! {},
+            Err(e) => return Err(Error::BadRequest(e)),
+        };
+        let relation = self.courses.clone_with_type::<RelationDocument>();
+        let scan = relation
+            .find(filter)
+            .projection(doc! { "student_ids": 1, "link_clocks": 1 })
+            .sort(doc! { "_id": 1 })
+            .limit(i64::try_from(limit).unwrap_or(i64::MAX));
+        let read = async { scan.await?.try_collect::<Vec<_>>().await };
+        let documents = self.bounded(read).await?;
+        Ok(documents
+            .into_iter()
+            .map(|d| RelationRow {
+                id: CourseId::from(d.id.bytes()).to_string(),
+                links: d.student_ids,
+                clocks: d.link_clocks,
+            })
+            .collect())
+    }
+
+    async fn try_lease(
+        &self,
+        name: &'static str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let now = DateTime::now();
+        let until = DateTime::from_millis(
+            now.timestamp_millis()
+                .saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX)),
+        );
+        let db = self.courses.namespace().db;
+        let leases = self
+            .client
+            .database(&db)
+            .collection::<LeaseDocument>("leases");
+        // Matches the lease if it is this holder's or over; otherwise the upsert tries to insert
+        // a second document with the same name, which the `_id` index refuses.
+        let taken = leases
+            .update_one(
+                doc! { "_id": name, "$or": [ { "holder": holder }, { "until": { "$lte": now } } ] },
+                doc! { "$set": { "holder": holder, "until": until } },
+            )
+            .upsert(true);
+        match tokio::time::timeout(self.timeout, taken.into_future()).await {
+            Ok(Ok(_)) => Ok(true),
+            Ok(Err(e)) if is_duplicate_key(&e) => Ok(false),
+            Ok(Err(e)) => Err(map_error(e)),
+            Err(_) => Err(self.too_slow()),
+        }
     }
 }
 

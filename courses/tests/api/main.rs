@@ -12,3 +12,4 @@ mod helpers;
 mod http;
 mod metrics;
 mod outbox;
+mod relation;

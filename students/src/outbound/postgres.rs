@@ -13,6 +13,7 @@ use nis_core::{
     ids::{CourseId, StudentId},
     links::Clocks,
     outbox::{Outbox, OutboxEntry},
+    reconcile::{RelationRow, RelationStore},
     store::{Change, Commit, Committed, EntityStore, LinkState},
 };
 use nis_runtime::secret::Secret;
@@ -356,6 +357,73 @@ impl EntityStore<Student> for PostgresStudents {
         })
         .await
         .map(|_| ())
+    }
+}
+
+#[derive(sqlx::FromRow)]
+struct RelationDbRow {
+    id: Uuid,
+    course_ids: Vec<String>,
+    link_clocks: Json<Clocks>,
+}
+
+impl RelationStore for PostgresStudents {
+    async fn relation_page(
+        &self,
+        after: Option<String>,
+        limit: usize,
+    ) -> Result<Vec<RelationRow>, Error> {
+        let after = match after.as_deref().map(StudentId::from_str).transpose() {
+            Ok(after) => after.map(|id| id.as_uuid()),
+            Err(e) => return Err(Error::BadRequest(e)),
+        };
+        let rows: Vec<RelationDbRow> = self
+            .bounded(async {
+                sqlx::query_as(
+                    "SELECT id, course_ids, link_clocks FROM students \
+                     WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
+                )
+                .bind(after)
+                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+                .fetch_all(&self.pool)
+                .await
+                .map_err(map_error)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|row| RelationRow {
+                id: row.id.to_string(),
+                links: row.course_ids,
+                clocks: row.link_clocks.0,
+            })
+            .collect())
+    }
+
+    async fn try_lease(
+        &self,
+        name: &'static str,
+        holder: &str,
+        ttl: Duration,
+    ) -> Result<bool, Error> {
+        let taken: Option<(String,)> = self
+            .bounded(async {
+                sqlx::query_as(
+                    "INSERT INTO leases (name, holder, until) \
+                     VALUES ($1, $2, now() + make_interval(secs => $3)) \
+                     ON CONFLICT (name) DO UPDATE SET holder = EXCLUDED.holder, until = EXCLUDED.until \
+                     WHERE leases.holder = EXCLUDED.holder OR leases.until <= now() \
+                     RETURNING holder",
+                )
+                .bind(name)
+                .bind(holder)
+                .bind(ttl.as_secs_f64())
+                .fetch_optional(&self.pool)
+                .await
+                .map_err(map_error)
+            })
+            .await?;
+        Ok(taken.is_some())
     }
 }
 

@@ -11,4 +11,5 @@ mod helpers;
 mod http;
 mod metrics;
 mod outbox;
+mod relation;
 mod runtimes;
