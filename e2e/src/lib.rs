@@ -8,6 +8,9 @@ use nis_runtime::{config::ServiceSettings, secret::Secret};
 use serde_json::{Value, json};
 use testkit::{TestService, body};
 
+/// What a reconciliation run reported.
+pub type Reconciled = nis_core::reconcile::schedule::Finished;
+
 /// Both services of one system.
 pub struct System {
     /// The courses service (its first replica).
@@ -20,6 +23,9 @@ pub struct System {
     pub more_students: Vec<TestService>,
     /// The system's prefix (streams, subjects, Redis keys).
     pub prefix: String,
+    /// The configuration of the first replica of each service (for a reconciliation run).
+    students_config: students::config::Config,
+    courses_config: courses::config::Config,
 }
 
 fn addr(port: u16) -> SocketAddr {
@@ -87,6 +93,7 @@ impl System {
         let mongo_database = testkit::unique_name("courses_test");
         let mut students = Vec::new();
         let mut courses = Vec::new();
+        let mut configs = None;
         for (n, (own_students, own_courses)) in
             students_ports.iter().zip(&courses_ports).enumerate()
         {
@@ -106,6 +113,7 @@ impl System {
             let running_courses = courses::app::start(&courses_config)
                 .await
                 .expect("courses starts");
+            configs.get_or_insert((students_config, courses_config));
             // The first replica drops the stores when it stops (after the others).
             let (drop_students, drop_courses): (BoxFuture, BoxFuture) = if n == 0 {
                 (
@@ -128,13 +136,38 @@ impl System {
         }
         let (students, more_students) = first_and_rest(students);
         let (courses, more_courses) = first_and_rest(courses);
+        let (students_config, courses_config) = configs.expect("one replica at least");
         Self {
             students,
             courses,
             more_students,
             more_courses,
             prefix,
+            students_config,
+            courses_config,
         }
+    }
+
+    /// Runs reconciliation once from the students side, as `students reconcile` does.
+    pub async fn reconcile_from_students(&self, dry_run: bool) -> Reconciled {
+        let config = &self.students_config;
+        let store = students::app::prepare_store(config)
+            .await
+            .expect("students' store");
+        nis_server::reconcile::<students::domain::Student, _>(&config.service, store, dry_run)
+            .await
+            .expect("the run succeeds")
+    }
+
+    /// Runs reconciliation once from the courses side, as `courses reconcile` does.
+    pub async fn reconcile_from_courses(&self, dry_run: bool) -> Reconciled {
+        let config = &self.courses_config;
+        let store = courses::app::prepare_store(config)
+            .await
+            .expect("courses' store");
+        nis_server::reconcile::<courses::domain::Course, _>(&config.service, store, dry_run)
+            .await
+            .expect("the run succeeds")
     }
 
     /// Stops every replica of both services and removes their stores, keys and streams.

@@ -6,6 +6,7 @@
 pub mod crud;
 pub mod peers;
 pub mod proto;
+pub mod relation;
 
 use nis_core::{Context, Error, Transport, request_id};
 use tonic::{Code, Request, Status};

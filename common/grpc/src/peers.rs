@@ -26,14 +26,14 @@ use crate::proto::v1::{
 /// refuses or drops the connection (`UNAVAILABLE`), all within one deadline — so a replica that
 /// is gone costs a retry, not an error (docs/behaviour.md §3, "Cross queries").
 #[derive(Debug, Clone)]
-struct Replicas {
+pub(crate) struct Replicas {
     channels: Arc<[Channel]>,
     next: Arc<AtomicUsize>,
     timeout: Duration,
 }
 
 impl Replicas {
-    fn connect(urls: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
+    pub(crate) fn connect(urls: &str, timeout: Duration) -> Result<Self, tonic::transport::Error> {
         let channels = urls
             .split(',')
             .map(|url| {
@@ -52,7 +52,7 @@ impl Replicas {
 
     /// `attempt` on one replica after another until one answers (anything but `UNAVAILABLE`)
     /// or the last has been tried; the whole within the deadline.
-    async fn call<T, F, Fut>(&self, mut attempt: F) -> Result<T, Status>
+    pub(crate) async fn call<T, F, Fut>(&self, mut attempt: F) -> Result<T, Status>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -82,7 +82,7 @@ impl Replicas {
 }
 
 /// A request carrying the caller's request id, so both services log the same one.
-fn request<T>(ctx: &Context, message: T) -> Request<T> {
+pub(crate) fn request<T>(ctx: &Context, message: T) -> Request<T> {
     let mut request = Request::new(message);
     if let Ok(value) = ctx.request_id.parse() {
         request.metadata_mut().insert(request_id::HEADER, value);
@@ -90,7 +90,7 @@ fn request<T>(ctx: &Context, message: T) -> Request<T> {
     request
 }
 
-fn unavailable(peer: &str, status: Status) -> Error {
+pub(crate) fn unavailable(peer: &str, status: Status) -> Error {
     Error::unavailable_because(format!("the {peer} service did not answer"), status)
 }
 

@@ -177,6 +177,12 @@ pub struct ServiceSettings {
     /// `IDEMPOTENCY_RETENTION_SECS`: how long the idempotency key of a create is remembered
     /// (default 86400, a day).
     pub idempotency_retention: Duration,
+    /// `RECONCILE_INTERVAL_SECS`: how often the replicas of a service run reconciliation (one
+    /// of them, under a lease; default 300; 0 turns periodic runs off).
+    pub reconcile_interval: Duration,
+    /// `RECONCILE_GRACE_SECS`: differing pairs whose newest change is younger than this are
+    /// left to the queue by a run (default 60).
+    pub reconcile_grace: Duration,
 }
 
 impl ServiceSettings {
@@ -210,6 +216,8 @@ impl ServiceSettings {
             peer_url: env.optional(defaults.peer_var, defaults.peer_url.to_owned()),
             peer_timeout: env.millis("PEER_TIMEOUT_MS", 1_500),
             idempotency_retention: env.secs("IDEMPOTENCY_RETENTION_SECS", 86_400),
+            reconcile_interval: env.secs("RECONCILE_INTERVAL_SECS", 300),
+            reconcile_grace: env.secs("RECONCILE_GRACE_SECS", 60),
         }
     }
 }

@@ -1,11 +1,14 @@
 //! The command line every service shares: `<service> [serve]` runs it, `<service> migrate`
 //! prepares its store and exits (for a Kubernetes Job or a compose one-shot), `<service>
 //! healthcheck` exits 0 when the running service's `/readyz` answers ready (a container
-//! healthcheck). Exit codes: 0 after a clean stop, 1 when it cannot start (or is not
-//! healthy), 2 for a configuration or usage error.
+//! healthcheck), `<service> reconcile [--dry-run]` runs one reconciliation with the other
+//! service and prints what it found (docs/behaviour.md §5.10). Exit codes: 0 after a clean
+//! stop (or run), 1 when it cannot start, is not healthy or the run failed (the other service
+//! unreachable, say), 2 for a configuration or usage error.
 
 use std::process::ExitCode;
 
+use nis_core::{Entity, EntityStore, reconcile::RelationStore};
 use nis_runtime::{
     config::{ConfigError, ServiceSettings},
     lifecycle::StartError,
@@ -23,18 +26,27 @@ enum Command {
     Migrate,
     /// Ask the running service whether it is ready.
     Healthcheck,
+    /// Run reconciliation once; only report with `dry_run`.
+    Reconcile {
+        /// Report without repairing.
+        dry_run: bool,
+    },
 }
+
+const USAGE: &str = "expected `serve`, `migrate`, `healthcheck` or `reconcile [--dry-run]`";
 
 /// Reads the command from the process arguments; a usage error is named on stderr.
 fn command(program: &str) -> Result<Command, ExitCode> {
-    match std::env::args().nth(1).as_deref() {
-        None | Some("serve") => Ok(Command::Serve),
-        Some("migrate") => Ok(Command::Migrate),
-        Some("healthcheck") => Ok(Command::Healthcheck),
-        Some(other) => {
-            eprintln!(
-                "{program}: unknown command `{other}` (expected `serve`, `migrate` or `healthcheck`)"
-            );
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        [] | ["serve"] => Ok(Command::Serve),
+        ["migrate"] => Ok(Command::Migrate),
+        ["healthcheck"] => Ok(Command::Healthcheck),
+        ["reconcile"] => Ok(Command::Reconcile { dry_run: false }),
+        ["reconcile", "--dry-run"] => Ok(Command::Reconcile { dry_run: true }),
+        other => {
+            eprintln!("{program}: unknown command `{}` ({USAGE})", other.join(" "));
             Err(ExitCode::from(2))
         }
     }
@@ -104,17 +116,78 @@ async fn healthcheck(program: &str, http_addr: std::net::SocketAddr) -> ExitCode
     }
 }
 
-/// The `main` of a service program: reads the command, takes `config` (exit 2, naming every
-/// problem, if it is invalid), starts logging, then serves with `start` or prepares the store
-/// with `migrate`.
-pub async fn main<C, T>(
+/// Prepares the store with `prepare`, runs reconciliation once and prints the report.
+async fn reconcile<E, S>(
+    program: &str,
+    settings: &ServiceSettings,
+    prepare: impl Future<Output = Result<S, StartError>>,
+    dry_run: bool,
+) -> ExitCode
+where
+    E: Entity,
+    S: EntityStore<E> + RelationStore,
+{
+    let finished = match prepare.await {
+        Ok(store) => crate::reconcile::<E, S>(settings, store, dry_run).await,
+        Err(e) => Err(e),
+    };
+    match finished {
+        Ok(finished) => {
+            let r = &finished.report;
+            let dead = finished.dead_letters.map_or_else(
+                || "unknown (NATS did not answer)".to_owned(),
+                |n| n.to_string(),
+            );
+            let verb = if dry_run { "to repair" } else { "repaired" };
+            println!(
+                "{program} reconcile{}",
+                if dry_run { " --dry-run" } else { "" }
+            );
+            println!("  pairs checked           {}", r.pairs_checked);
+            println!("  buckets that differed   {}", r.buckets_differed);
+            println!(
+                "  pairs {verb} here      {} ({} was behind)",
+                r.repaired_here,
+                E::KIND
+            );
+            println!(
+                "  pairs {verb} on peer   {} ({} was behind)",
+                r.repaired_peer,
+                E::OTHER_KIND
+            );
+            println!("  answered by compensation {}", r.compensated);
+            println!(
+                "  left to the queue       {} (changed in the last {} s)",
+                r.in_flight,
+                settings.reconcile_grace.as_secs()
+            );
+            println!("  dead letters            {dead}");
+            println!(
+                "  duration                {:.3} s",
+                r.duration.as_secs_f64()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("{program} reconcile: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The `main` of a service program of entity `E`: reads the command, takes `config` (exit 2,
+/// naming every problem, if it is invalid), starts logging, then serves with `start`, prepares
+/// the store with `prepare` (`migrate`), or prepares it and runs reconciliation.
+pub async fn main<E, C, S>(
     program: &str,
     config: Result<C, ConfigError>,
     start: impl AsyncFnOnce(&C) -> Result<Running, StartError>,
-    migrate: impl AsyncFnOnce(&C) -> Result<T, StartError>,
+    prepare: impl AsyncFnOnce(&C) -> Result<S, StartError>,
 ) -> ExitCode
 where
+    E: Entity,
     C: AsRef<ServiceSettings>,
+    S: EntityStore<E> + RelationStore,
 {
     let command = match command(program) {
         Ok(command) => command,
@@ -137,7 +210,10 @@ where
     };
     match command {
         Command::Serve => serve(program, start(&config)).await,
-        Command::Migrate => self::migrate(program, migrate(&config)).await,
+        Command::Migrate => self::migrate(program, prepare(&config)).await,
+        Command::Reconcile { dry_run } => {
+            reconcile::<E, S>(program, config.as_ref(), prepare(&config), dry_run).await
+        }
         Command::Healthcheck => unreachable!("answered before logging starts"),
     }
 }

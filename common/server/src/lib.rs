@@ -18,7 +18,9 @@ use nis_core::{
     idempotency,
     outbox::{Outbox, relay},
     peer::Peer,
+    reconcile::{Reconciler, RelationStore, schedule},
 };
+use nis_grpc::relation::{RelationClient, RelationGrpc};
 use nis_http::JsonEntity;
 use nis_queue::consumer;
 use nis_runtime::{
@@ -150,6 +152,54 @@ impl GrpcServices {
     }
 }
 
+/// The core over `store` (its link changes recorded for `subject`) and, around it, the Redis
+/// cache, metrics and logging: what every entry point of a service calls.
+fn compose<E, S>(
+    settings: &ServiceSettings,
+    store: S,
+    subject: String,
+) -> Result<(Core<S>, Service<S>, RedisCache), StartError>
+where
+    E: Entity,
+    S: EntityStore<E>,
+{
+    let cache = RedisCache::new(&settings.cache, &settings.prefix, E::KIND)
+        .map_err(|e| StartError::setup("REDIS_URL is not usable", e))?;
+    let core = Core::new(store, subject).with_key_retention(settings.idempotency_retention);
+    let service = decorators::stack(core.clone(), cache.clone());
+    Ok((core, service, cache))
+}
+
+/// The client of the other service's relation service (the peer of reconciliation runs). A
+/// digest scans the whole relation, so its deadline is the server's (twice the store's), not
+/// that of a cross query.
+fn relation_peer<E: Entity>(settings: &ServiceSettings) -> Result<RelationClient, StartError> {
+    let timeout = settings.peer_timeout.max(settings.store_timeout * 2);
+    RelationClient::connect(E::OTHER_KIND, &settings.peer_url, timeout)
+        .map_err(|e| StartError::setup("the other service's gRPC URL is not usable", e))
+}
+
+/// Runs reconciliation once from this side (`<service> reconcile [--dry-run]`), in this
+/// process, against the running other service: repairs go through the same decorated service
+/// as in the running one, so caches learn of them.
+pub async fn reconcile<E, S>(
+    settings: &ServiceSettings,
+    store: S,
+    dry_run: bool,
+) -> Result<schedule::Finished, StartError>
+where
+    E: Entity,
+    S: EntityStore<E> + RelationStore,
+{
+    let queue = Queue::connect(settings, E::KIND).await?;
+    let (_, service, _) = compose::<E, S>(settings, store.clone(), queue.links_subject())?;
+    let reconciler = Reconciler::new(store, service, settings.reconcile_grace);
+    let peer = relation_peer::<E>(settings)?;
+    schedule::once(&reconciler, &peer, &queue, dry_run)
+        .await
+        .map_err(|e| StartError::setup("the reconciliation run failed", e))
+}
+
 /// Starts the service of entity `E` over `store`, the one composition both services share:
 ///
 /// 1. the core over `store`, its link changes published to NATS JetStream by the outbox relay;
@@ -158,7 +208,9 @@ impl GrpcServices {
 ///    makes of the decorated service and `peer` (the public API, whose cross queries ask the
 ///    peer too, and the peer service the other service calls) and the consumer of the peer's
 ///    link changes, all calling the decorated core;
-/// 4. readiness from the store, the cache and the queue, which gRPC health follows.
+/// 4. reconciliation with the other service: its relation service on the gRPC port, and the
+///    periodic run under a lease (docs/behaviour.md §5.10);
+/// 5. readiness from the store, the cache and the queue, which gRPC health follows.
 pub async fn start_entity_service<E, S, P>(
     settings: &ServiceSettings,
     store: S,
@@ -167,15 +219,11 @@ pub async fn start_entity_service<E, S, P>(
 ) -> Result<Running, StartError>
 where
     E: JsonEntity,
-    S: EntityStore<E> + Outbox,
+    S: EntityStore<E> + Outbox + RelationStore,
     P: Peer,
 {
     let queue = Queue::connect(settings, E::KIND).await?;
-    let cache = RedisCache::new(&settings.cache, &settings.prefix, E::KIND)
-        .map_err(|e| StartError::setup("REDIS_URL is not usable", e))?;
-    let core = Core::new(store.clone(), queue.links_subject())
-        .with_key_retention(settings.idempotency_retention);
-    let service = decorators::stack(core.clone(), cache.clone());
+    let (core, service, cache) = compose::<E, S>(settings, store.clone(), queue.links_subject())?;
 
     let mut workers = Workers::default();
     let (outbox, publisher, signal) = (store.clone(), queue.publisher(), core.outbox_signal());
@@ -187,6 +235,14 @@ where
         idempotency::purge_interval(settings.idempotency_retention),
     );
     workers.spawn(|stop| idempotency::purge::<E, _>(keys, every, stop));
+    let reconciler = Reconciler::new(store.clone(), service.clone(), settings.reconcile_grace);
+    let (side, relation, dead) = (
+        reconciler.clone(),
+        relation_peer::<E>(settings)?,
+        queue.clone(),
+    );
+    let interval = settings.reconcile_interval;
+    workers.spawn(|stop| schedule::every(side, relation, dead, interval, stop));
 
     // HTTP handlers run on actix's worker runtimes: their service calls go to this one.
     let http = nis_http::OnRuntime::new(service.clone(), tokio::runtime::Handle::current());
@@ -200,7 +256,7 @@ where
                 http_peer.clone(),
             ));
         },
-        grpc(service, peer),
+        grpc(service, peer).add_service(RelationGrpc::server(reconciler)),
         workers,
     )
     .await

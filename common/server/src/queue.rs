@@ -4,6 +4,8 @@
 use std::time::Duration;
 
 use async_nats::jetstream;
+use futures::TryStreamExt as _;
+use nis_core::{Error, reconcile::schedule::DeadLetters};
 use nis_queue::{JetStreamPublisher, StreamSettings, Topology};
 use nis_runtime::{config::ServiceSettings, lifecycle::StartError};
 
@@ -74,5 +76,32 @@ impl Queue {
             }
         }
         Ok(())
+    }
+}
+
+/// The dead letters of this service: the messages on its subject of the dead-letter stream.
+impl DeadLetters for Queue {
+    async fn count(&self) -> Result<u64, Error> {
+        let failed = |e: &dyn std::fmt::Display| {
+            Error::unavailable(format!("counting the dead letters: {e}"))
+        };
+        let count = async {
+            let stream = self
+                .jetstream
+                .get_stream(self.topology.dead_letter_stream())
+                .await
+                .map_err(|e| failed(&e))?;
+            let subject = self.topology.dead_letter_subject(self.kind);
+            let subjects = stream
+                .info_with_subjects(&subject)
+                .await
+                .map_err(|e| failed(&e))?;
+            let counts: Vec<(String, usize)> =
+                subjects.try_collect().await.map_err(|e| failed(&e))?;
+            Ok(counts.iter().map(|(_, n)| *n as u64).sum())
+        };
+        tokio::time::timeout(Duration::from_secs(5), count)
+            .await
+            .unwrap_or_else(|_| Err(failed(&"no answer within 5 s")))
     }
 }

@@ -10,5 +10,6 @@ mod fuzz;
 mod grpc_parity;
 mod messages;
 mod monitoring;
+mod reconcile;
 mod replicas;
 mod sync;
