@@ -52,6 +52,13 @@ OUT=${BENCH_OUT:-docs/benchmarks.md}
 PG_URL=${BENCH_PG_URL:-postgres://postgres@127.0.0.1:5432}
 REDIS_URL=${REDIS_URL:-redis://127.0.0.1:6379}
 NATS_URL=${NATS_URL:-nats://127.0.0.1:4222}
+# The NATS of the production line (the project's own when the local one is older).
+if is_local_default "$NATS_URL" 4222; then
+  nis_lock
+  ensure_nats 4222
+  nis_unlock
+  NATS_URL=$NIS_NATS_URL
+fi
 for n in "$ROUNDS" "$DURATION" "$CONNECTIONS" "$THREADS" "$SAMPLES"; do
   [[ $n =~ ^[1-9][0-9]*$ ]] || die "BENCH_ROUNDS, _DURATION, _CONNECTIONS, _THREADS, _SAMPLES must be positive numbers"
 done

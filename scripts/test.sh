@@ -19,6 +19,7 @@ export NIS_TEST_POSTGRES_URL NIS_TEST_REDIS_URL NIS_TEST_NATS_URL
 
 nis_lock
 ensure_servers_for "$NIS_TEST_POSTGRES_URL" "$NIS_TEST_REDIS_URL" "$NIS_TEST_NATS_URL"
+export NIS_TEST_NATS_URL=$NIS_NATS_URL
 nis_unlock   # tests take a while; let `make up/down` run meanwhile
 
 # Databases left behind by tests that panicked before their cleanup (names: <stem>_test_<32 hex>).

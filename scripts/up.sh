@@ -105,6 +105,7 @@ start_service() {
 
 nis_lock
 ensure_servers_for "$DATABASE_URL" "$REDIS_URL" "$NATS_URL"
+export NATS_URL=$NIS_NATS_URL
 ensure_pg_database "$DATABASE_URL"
 nis_unlock   # a build can take minutes; don't hold up a parallel `make test`
 

@@ -63,12 +63,15 @@ pub struct Config {
     pub mongodb_uri: String,
     /// How long the system may take to settle after the load.
     pub settle_deadline: Duration,
+    /// The `nats-server` program (`NIS_NATS_SERVER`, default the one on `PATH`).
+    pub nats_server: String,
 }
 
 impl Config {
     /// A run of `seed` for `duration` with the servers of the environment: PostgreSQL from
     /// `NIS_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432`), MongoDB from
-    /// `NIS_TEST_MONGODB_URI` or `MONGODB_URI`.
+    /// `NIS_TEST_MONGODB_URI` or `MONGODB_URI`, NATS run from `NIS_NATS_SERVER` (scripts/chaos.sh
+    /// names the release production runs).
     pub fn from_env(
         seed: u64,
         duration: Duration,
@@ -93,6 +96,7 @@ impl Config {
             postgres_url: postgres_url.trim_end_matches('/').to_owned(),
             mongodb_uri,
             settle_deadline: Duration::from_secs(90),
+            nats_server: std::env::var("NIS_NATS_SERVER").unwrap_or_else(|_| "nats-server".into()),
         })
     }
 }

@@ -150,7 +150,7 @@ impl World {
         let store = config.run_dir.join("nats");
         let nats = Spec {
             name: "nats".into(),
-            program: "nats-server".into(),
+            program: config.nats_server.clone().into(),
             args: [
                 "-a",
                 "127.0.0.1",
