@@ -23,6 +23,8 @@ pub struct System {
     pub more_students: Vec<TestService>,
     /// The system's prefix (streams, subjects, Redis keys).
     pub prefix: String,
+    /// The PostgreSQL database of students.
+    pub students_database: String,
     /// The configuration of the first replica of each service (for a reconciliation run).
     students_config: students::config::Config,
     courses_config: courses::config::Config,
@@ -143,9 +145,34 @@ impl System {
             more_students,
             more_courses,
             prefix,
+            students_database: database,
             students_config,
             courses_config,
         }
+    }
+
+    /// Every pair's clock on each side, read from the stores: `(true, student, course)` for
+    /// courses' clocks, `(false, …)` for students'.
+    pub async fn clocks(&self) -> std::collections::BTreeMap<(bool, String, String), i64> {
+        use nis_core::reconcile::RelationStore as _;
+        let students = students::app::prepare_store(&self.students_config)
+            .await
+            .expect("students' store");
+        let courses = courses::app::prepare_store(&self.courses_config)
+            .await
+            .expect("courses' store");
+        let mut clocks = std::collections::BTreeMap::new();
+        for row in students.relation_page(None, 1_000_000).await.expect("scan") {
+            for (course, clock) in row.clocks {
+                clocks.insert((false, row.id.clone(), course), clock);
+            }
+        }
+        for row in courses.relation_page(None, 1_000_000).await.expect("scan") {
+            for (student, clock) in row.clocks {
+                clocks.insert((true, student, row.id.clone()), clock);
+            }
+        }
+        clocks
     }
 
     /// Runs reconciliation once from the students side, as `students reconcile` does.

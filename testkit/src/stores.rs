@@ -27,6 +27,29 @@ pub async fn drop_postgres_database(database: String) {
         .await;
 }
 
+/// Makes a PostgreSQL test database refuse every connection (closing the open ones), as a
+/// database that is down would, or accept them again.
+pub async fn set_postgres_available(database: &str, available: bool) {
+    let mut admin = postgres_admin().await;
+    admin
+        .execute(
+            format!(r#"ALTER DATABASE "{database}" WITH ALLOW_CONNECTIONS {available}"#).as_str(),
+        )
+        .await
+        .expect("alter the test database");
+    if !available {
+        admin
+            .execute(
+                format!(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{database}'"
+                )
+                .as_str(),
+            )
+            .await
+            .expect("close its connections");
+    }
+}
+
 /// Drops a MongoDB test database.
 pub async fn drop_mongo_database(database: String) {
     if let Ok(client) = mongodb::Client::with_uri_str(super::mongodb_uri()).await {

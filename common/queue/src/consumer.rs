@@ -16,7 +16,7 @@ use nis_core::{
     metric_names::{EVENTS_CONSUMED_TOTAL, LINK_PROPAGATION},
 };
 
-use crate::topology::{MAX_DELIVER, Topology};
+use crate::topology::Topology;
 
 /// How many messages are applied at once (order does not matter: see `nis_core::links`).
 const CONCURRENCY: usize = 8;
@@ -44,13 +44,19 @@ pub async fn run<E: Entity, S: EntityService<E>>(
                 .get_consumer(E::KIND)
                 .await
                 .map_err(|e| e.to_string())?;
-            consumer.messages().await.map_err(|e| e.to_string())
+            // The last delivery is the consumer's own limit (the initializer sets MAX_DELIVER).
+            let max_deliver = match consumer.cached_info().config.max_deliver {
+                n if n > 0 => n,
+                _ => i64::MAX,
+            };
+            let messages = consumer.messages().await.map_err(|e| e.to_string())?;
+            Ok::<_, String>((messages, max_deliver))
         };
         let messages = tokio::select! {
             _ = shutdown.changed() => return,
             messages = messages => messages,
         };
-        let messages = match messages {
+        let (messages, max_deliver) = match messages {
             Ok(messages) => {
                 tracing::info!(stream = %stream_name, consumer = E::KIND, "consuming link changes");
                 waiting_since_logged = false;
@@ -75,7 +81,8 @@ pub async fn run<E: Entity, S: EntityService<E>>(
             async move {
                 match message {
                     Ok(message) => {
-                        handle::<E, S>(&jetstream, &service, &dead_subject, message).await
+                        handle::<E, S>(&jetstream, &service, &dead_subject, max_deliver, message)
+                            .await
                     }
                     Err(e) => tracing::warn!(error = %e, "receiving link changes failed"),
                 }
@@ -128,11 +135,16 @@ pub fn redelivery_delay(delivered: i64) -> Duration {
     (Duration::from_millis(250) * 2u32.saturating_pow(exponent - 1)).min(MAX_REDELIVERY_DELAY)
 }
 
-/// Decides what becomes of a message whose `delivered`-th application ended with `applied`.
-pub fn disposition(applied: Result<Outcome, &Error>, delivered: i64) -> Disposition {
+/// Decides what becomes of a message whose `delivered`-th application ended with `applied`,
+/// when the consumer delivers a message at most `max_deliver` times.
+pub fn disposition(
+    applied: Result<Outcome, &Error>,
+    delivered: i64,
+    max_deliver: i64,
+) -> Disposition {
     match applied {
         Ok(outcome) => Disposition::Ack(outcome),
-        Err(e) if delivered >= MAX_DELIVER => Disposition::DeadLetter(format!(
+        Err(e) if delivered >= max_deliver => Disposition::DeadLetter(format!(
             "not applied after {delivered} deliveries: {}",
             e.chain()
         )),
@@ -144,6 +156,7 @@ async fn handle<E: Entity, S: EntityService<E>>(
     jetstream: &jetstream::Context,
     service: &S,
     dead_subject: &str,
+    max_deliver: i64,
     message: jetstream::Message,
 ) {
     let subject = message.subject.to_string();
@@ -162,7 +175,7 @@ async fn handle<E: Entity, S: EntityService<E>>(
     let ctx = Context::new(Transport::Queue, request_id);
     let delivered = message.info().map_or(1, |info| info.delivered);
     let applied = service.apply_link(&ctx, change).await;
-    match disposition(applied.as_ref().map(|w| w.value), delivered) {
+    match disposition(applied.as_ref().map(|w| w.value), delivered, max_deliver) {
         Disposition::Ack(outcome) => {
             count(E::KIND, &subject, outcome.label());
             if outcome == Outcome::Applied
@@ -232,6 +245,7 @@ mod tests {
     use nis_core::{fakes::entities::Pupil, message::VERSION};
 
     use super::*;
+    use crate::topology::MAX_DELIVER;
 
     fn event(origin: &str, linked: bool) -> LinkEvent {
         LinkEvent {
@@ -270,9 +284,12 @@ mod tests {
     #[test]
     fn applied_duplicate_and_compensated_are_acknowledged() {
         for outcome in [Outcome::Applied, Outcome::Duplicate, Outcome::Compensated] {
-            assert_eq!(disposition(Ok(outcome), 1), Disposition::Ack(outcome));
             assert_eq!(
-                disposition(Ok(outcome), MAX_DELIVER),
+                disposition(Ok(outcome), 1, MAX_DELIVER),
+                Disposition::Ack(outcome)
+            );
+            assert_eq!(
+                disposition(Ok(outcome), MAX_DELIVER, MAX_DELIVER),
                 Disposition::Ack(outcome)
             );
         }
@@ -281,7 +298,7 @@ mod tests {
     #[test]
     fn failures_are_retried_with_growing_pauses_then_dead_lettered() {
         let down = Error::unavailable("the database is unavailable");
-        let retry = |delivered| disposition(Err(&down), delivered);
+        let retry = |delivered| disposition(Err(&down), delivered, MAX_DELIVER);
         assert_eq!(retry(1), Disposition::Retry(Duration::from_millis(250)));
         assert_eq!(retry(3), Disposition::Retry(Duration::from_secs(1)));
         assert_eq!(retry(20), Disposition::Retry(MAX_REDELIVERY_DELAY));
@@ -292,5 +309,9 @@ mod tests {
             ),
             other => panic!("expected a dead letter, got {other:?}"),
         }
+        assert!(
+            matches!(disposition(Err(&down), 2, 2), Disposition::DeadLetter(_)),
+            "a consumer's own lower limit counts"
+        );
     }
 }

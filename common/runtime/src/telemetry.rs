@@ -5,8 +5,10 @@ use std::{io::IsTerminal as _, str::FromStr, sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use nis_core::metric_names::{
-    CACHE_LOOKUPS_TOTAL, EVENTS_CONSUMED_TOTAL, EVENTS_PUBLISHED_TOTAL, LINK_PROPAGATION,
-    OUTBOX_PENDING, REQUEST_DURATION, REQUESTS_TOTAL,
+    CACHE_LOOKUPS_TOTAL, DEAD_LETTERS, EVENTS_CONSUMED_TOTAL, EVENTS_PUBLISHED_TOTAL,
+    LINK_PROPAGATION, OUTBOX_PENDING, RECONCILE_DURATION, RECONCILE_INTERVAL,
+    RECONCILE_LAST_SUCCESS, RECONCILE_REPAIRED_TOTAL, RECONCILE_RUNS_TOTAL, REQUEST_DURATION,
+    REQUESTS_TOTAL,
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -118,6 +120,11 @@ const LATENCY_BUCKETS: &[f64] = &[
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// A reconciliation run: a tenth of a second over agreeing sides, minutes to repair a wiped one.
+const RECONCILE_BUCKETS: &[f64] = &[
+    0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0,
+];
+
 static METRICS: OnceLock<PrometheusHandle> = OnceLock::new();
 
 /// Installs the Prometheus recorder once per process and returns the handle that renders
@@ -131,6 +138,12 @@ pub fn metrics() -> PrometheusHandle {
                     b.set_buckets_for_metric(
                         Matcher::Full(LINK_PROPAGATION.to_owned()),
                         LATENCY_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(RECONCILE_DURATION.to_owned()),
+                        RECONCILE_BUCKETS,
                     )
                 })
                 .and_then(|b| b.install_recorder())
@@ -166,6 +179,28 @@ fn describe_metrics() {
     metrics::describe_gauge!(
         OUTBOX_PENDING,
         "Relation changes recorded but not yet published"
+    );
+    metrics::describe_counter!(RECONCILE_RUNS_TOTAL, "Reconciliation runs, by outcome");
+    metrics::describe_counter!(
+        RECONCILE_REPAIRED_TOTAL,
+        "Pairs a reconciliation run repaired, by the side that was behind (here, peer)"
+    );
+    metrics::describe_histogram!(
+        RECONCILE_DURATION,
+        metrics::Unit::Seconds,
+        "How long a reconciliation run took"
+    );
+    metrics::describe_gauge!(
+        RECONCILE_LAST_SUCCESS,
+        "When this process's last successful reconciliation run ended (Unix seconds; its start until one did)"
+    );
+    metrics::describe_gauge!(
+        RECONCILE_INTERVAL,
+        "RECONCILE_INTERVAL_SECS (0: periodic runs off)"
+    );
+    metrics::describe_gauge!(
+        DEAD_LETTERS,
+        "Messages of this service in the dead letters, as the last reconciliation run counted them"
     );
 }
 

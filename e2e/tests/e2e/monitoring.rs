@@ -135,6 +135,8 @@ async fn every_listed_nis_metric_family_is_exported() {
                 && system.students_of(&c).await == Some(set(&[&s, &s2]))
         })
         .await;
+    // One reconciliation run (nis_reconcile_*, nis_dead_letters; the metrics are the process's).
+    system.reconcile_from_students(false).await;
     let families = data_lines("deploy-checks/metric_families.txt");
     for service in [&system.courses, &system.students] {
         let exposition = service.metrics().await;

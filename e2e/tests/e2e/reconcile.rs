@@ -7,7 +7,7 @@ use std::{collections::BTreeSet, time::Duration};
 
 use async_nats::jetstream;
 use e2e::System;
-use futures::{StreamExt as _, stream};
+use futures::{StreamExt as _, TryStreamExt as _, stream};
 use nis_queue::Topology;
 
 const STUDENTS: usize = 100;
@@ -161,5 +161,280 @@ async fn after_the_links_stream_is_purged_one_run_repairs_every_pair_and_a_secon
         report.duration,
         second.repaired_here + second.repaired_peer
     );
+    system.stop().await;
+}
+
+/// How many dead letters of `service` the dead-letter stream holds.
+async fn dead_letters(js: &jetstream::Context, topology: &Topology, service: &str) -> u64 {
+    let stream = js
+        .get_stream(topology.dead_letter_stream())
+        .await
+        .expect("the dead-letter stream");
+    let subjects: Vec<(String, usize)> = stream
+        .info_with_subjects(topology.dead_letter_subject(service))
+        .await
+        .expect("stream info")
+        .try_collect()
+        .await
+        .expect("subjects");
+    subjects.iter().map(|(_, n)| *n as u64).sum()
+}
+
+#[tokio::test]
+async fn a_change_left_in_the_dead_letters_is_repaired_by_a_run() {
+    let system = System::start().await;
+    let js = jetstream().await;
+    let topology = Topology::new(&system.prefix);
+    let student = system.student(1, &[]).await;
+    let course = system.course(1, &[]).await;
+
+    // Students gives a change up after its second delivery (a limit for this test only; the
+    // initializer sets 50), and its database is down.
+    let (stream_name, mut config) = topology.consumer("students");
+    config.max_deliver = 2;
+    let stream = js.get_stream(&stream_name).await.expect("stream");
+    stream
+        .delete_consumer("students")
+        .await
+        .expect("delete the consumer");
+    stream
+        .create_consumer(config)
+        .await
+        .expect("a consumer with a low limit");
+    testkit::stores::set_postgres_available(&system.students_database, false).await;
+
+    let url = system
+        .courses
+        .url(&format!("/api/courses/{course}/students/{student}"));
+    let linked = system.courses.client.put(url).send().await.expect("PUT");
+    assert_eq!(linked.status(), 204);
+    testkit::wait_for(
+        "the change is dead-lettered",
+        Duration::from_secs(30),
+        || {
+            let (js, topology) = (js.clone(), topology.clone());
+            async move { (dead_letters(&js, &topology, "students").await == 1).then_some(()) }
+        },
+    )
+    .await;
+    testkit::stores::set_postgres_available(&system.students_database, true).await;
+    assert_eq!(
+        system.courses_of(&student).await,
+        Some(BTreeSet::new()),
+        "students never applied it"
+    );
+    assert_eq!(
+        system.students_of(&course).await,
+        Some(e2e::set(&[&student]))
+    );
+
+    let run = system.reconcile_from_students(false).await;
+    assert_eq!(
+        (run.report.repaired_here, run.report.repaired_peer),
+        (1, 0),
+        "{run:?}"
+    );
+    assert_eq!(
+        run.dead_letters,
+        Some(1),
+        "the run reports the dead letter it made up for"
+    );
+    assert_eq!(
+        system.courses_of(&student).await,
+        Some(e2e::set(&[&course]))
+    );
+    assert!(system.converged().await);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn changes_lost_with_a_stream_the_initializer_recreated_are_repaired() {
+    let system = System::start().await;
+    let js = jetstream().await;
+    let topology = Topology::new(&system.prefix);
+    let (stream_name, _) = topology.consumer("students");
+    let student = system.student(1, &[]).await;
+    let courses = many(3, |i| system.course(i, &[])).await;
+
+    // Students stops reading, courses links the student to each course, the stream with the
+    // three changes is deleted and the initializer makes it again, empty, while both run.
+    js.get_stream(&stream_name)
+        .await
+        .expect("stream")
+        .delete_consumer("students")
+        .await
+        .expect("delete the consumer");
+    for course in &courses {
+        let url = system
+            .courses
+            .url(&format!("/api/courses/{course}/students/{student}"));
+        let linked = system.courses.client.put(url).send().await.expect("PUT");
+        assert_eq!(linked.status(), 204);
+    }
+    testkit::wait_for(
+        "the relay published the changes",
+        Duration::from_secs(30),
+        || {
+            let js = js.clone();
+            let name = stream_name.clone();
+            async move { (messages_in(&js, &name).await >= 3).then_some(()) }
+        },
+    )
+    .await;
+    js.delete_stream(&stream_name)
+        .await
+        .expect("delete the stream");
+    testkit::queue::create_streams(&system.prefix).await;
+    assert_eq!(messages_in(&js, &stream_name).await, 0);
+
+    // Later changes flow through the new stream: the consumer found its way back.
+    let later = system.course(9, std::slice::from_ref(&student)).await;
+    system
+        .eventually("a change made after the recreation arrives", || async {
+            system.courses_of(&student).await == Some(e2e::set(&[&later]))
+        })
+        .await;
+
+    let run = system.reconcile_from_courses(false).await.report;
+    assert_eq!((run.repaired_here, run.repaired_peer), (0, 3), "{run:?}");
+    let mut all = courses.clone();
+    all.push(later);
+    assert_eq!(
+        system.courses_of(&student).await,
+        Some(all.into_iter().collect())
+    );
+    assert!(system.converged().await);
+    system.stop().await;
+}
+
+#[tokio::test]
+async fn runs_of_two_replicas_at_once_during_writes_converge_and_undo_no_acknowledged_write() {
+    let system = System::start_with(e2e::Options {
+        replicas: 2,
+        ..e2e::Options::default()
+    })
+    .await;
+    let js = jetstream().await;
+    let topology = Topology::new(&system.prefix);
+    let (stream_name, _) = topology.consumer("courses");
+    let students = many(20, |i| system.student(i, &[])).await;
+    let courses = many(10, |i| system.course(i, &[])).await;
+    let pairs: Vec<(String, String)> = students
+        .iter()
+        .flat_map(|s| courses.iter().map(move |c| (s.clone(), c.clone())))
+        .collect();
+
+    // First some changes the queue loses: 100 links of students that courses never hears of.
+    js.get_stream(&stream_name)
+        .await
+        .expect("stream")
+        .delete_consumer("courses")
+        .await
+        .expect("delete the consumer");
+    for (s, c) in pairs.iter().step_by(2) {
+        let url = system
+            .students
+            .url(&format!("/api/students/{s}/courses/{c}"));
+        let linked = system.students.client.put(url).send().await.expect("PUT");
+        assert_eq!(linked.status(), 204);
+    }
+    testkit::wait_for(
+        "the relay published the changes",
+        Duration::from_secs(30),
+        || {
+            let js = js.clone();
+            let name = stream_name.clone();
+            async move { (messages_in(&js, &name).await >= 100).then_some(()) }
+        },
+    )
+    .await;
+    js.get_stream(&stream_name)
+        .await
+        .expect("stream")
+        .purge()
+        .await
+        .expect("purge");
+    testkit::queue::create_streams(&system.prefix).await;
+    let before = system.clocks().await;
+
+    // Then, at once: writes on both sides through both replicas (each pair written by one
+    // task, in order, so its last acknowledged write is known), and runs from two replicas of
+    // students and one of courses.
+    let writers = (0..8).map(|w| {
+        let system = &system;
+        let mine: Vec<(String, String)> = pairs.iter().skip(w).step_by(8).cloned().collect();
+        async move {
+            let mut last = Vec::new();
+            for (k, (s, c)) in mine.iter().enumerate().take(12) {
+                let link = (k + w) % 3 != 0;
+                let (service, path) = if (k + w) % 2 == 0 {
+                    let replicas: Vec<_> = system.students_replicas().collect();
+                    (replicas[k % 2], format!("/api/students/{s}/courses/{c}"))
+                } else {
+                    let replicas: Vec<_> = system.courses_replicas().collect();
+                    (replicas[k % 2], format!("/api/courses/{c}/students/{s}"))
+                };
+                let url = service.url(&path);
+                let request = if link {
+                    service.client.put(url)
+                } else {
+                    service.client.delete(url)
+                };
+                let answer = request.send().await.expect("one-link write");
+                assert_eq!(answer.status(), 204, "{path}");
+                last.push(((s.clone(), c.clone()), link));
+            }
+            last
+        }
+    });
+    let (written, first, second, third) = tokio::join!(
+        futures::future::join_all(writers),
+        system.reconcile_from_students(false),
+        system.reconcile_from_students(false),
+        system.reconcile_from_courses(false),
+    );
+    let repaired: u64 = [&first, &second, &third]
+        .iter()
+        .map(|r| r.report.repaired_here + r.report.repaired_peer)
+        .sum();
+    assert!(
+        repaired >= 1,
+        "the runs found the lost changes: {first:?} {second:?} {third:?}"
+    );
+
+    // Once the queue has delivered the writes' changes and a last run has made up for what
+    // the runs could not see yet, every acknowledged write stands on both sides.
+    let settled = system.reconcile_from_courses(false).await.report;
+    let acknowledged: Vec<((String, String), bool)> = written.into_iter().flatten().collect();
+    system
+        .eventually("the sides agree", || async { system.converged().await })
+        .await;
+    let (students_see, courses_see) = pairs_seen_by(&system).await;
+    assert_eq!(students_see, courses_see, "after {settled:?}");
+    for ((s, c), linked) in &acknowledged {
+        let pair = (s.clone(), c.clone());
+        assert_eq!(
+            students_see.contains(&pair),
+            *linked,
+            "the acknowledged write of {pair:?} was undone"
+        );
+    }
+    let after = system.clocks().await;
+    for (pair, clock) in &before {
+        let now = after
+            .get(pair)
+            .expect("a side never forgets a pair's clock");
+        assert!(
+            now >= clock,
+            "the clock of {pair:?} moved back from {clock} to {now}"
+        );
+    }
+    // And they stay so: once the queue is idle, a run has nothing left to repair.
+    system
+        .eventually("a run repairs nothing", || async {
+            let run = system.reconcile_from_students(false).await.report;
+            run.repaired_here + run.repaired_peer == 0
+        })
+        .await;
     system.stop().await;
 }
