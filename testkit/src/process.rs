@@ -176,3 +176,39 @@ pub fn assert_text_logs_are_plain_when_piped(binary: &str, env: &[(&str, &str)])
         "colour codes in logs written to a pipe: {stdout}"
     );
 }
+
+/// Runs `<binary> reconcile` with `env`, whose other service (`peer_var`) is where nothing
+/// listens, and asserts it exits 1 saying so; and that an unknown option is a usage error (2).
+pub fn assert_reconcile_fails_without_its_peer(
+    binary: &str,
+    env: &[(String, String)],
+    peer_var: &str,
+) {
+    let output = Command::new(binary)
+        .arg("reconcile")
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env(peer_var, "http://127.0.0.1:1")
+        .env("PEER_TIMEOUT_MS", "500")
+        .env("REQUEST_TIMEOUT_MS", "500")
+        .output()
+        .expect("run reconcile");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        output.status.code(),
+        Some(1),
+        "{binary} reconcile: {stderr}"
+    );
+    assert!(
+        stderr.contains("reconcile") && stderr.contains("did not answer"),
+        "the reason is named: {stderr}"
+    );
+    let usage = Command::new(binary)
+        .args(["reconcile", "--bogus"])
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .output()
+        .expect("run reconcile --bogus");
+    assert_eq!(usage.status.code(), Some(2), "a usage error");
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("--dry-run"));
+}

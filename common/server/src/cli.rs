@@ -139,33 +139,35 @@ where
                 |n| n.to_string(),
             );
             let verb = if dry_run { "to repair" } else { "repaired" };
+            let grace = settings.reconcile_grace.as_secs();
             println!(
                 "{program} reconcile{}",
                 if dry_run { " --dry-run" } else { "" }
             );
-            println!("  pairs checked           {}", r.pairs_checked);
-            println!("  buckets that differed   {}", r.buckets_differed);
-            println!(
-                "  pairs {verb} here      {} ({} was behind)",
-                r.repaired_here,
-                E::KIND
-            );
-            println!(
-                "  pairs {verb} on peer   {} ({} was behind)",
-                r.repaired_peer,
-                E::OTHER_KIND
-            );
-            println!("  answered by compensation {}", r.compensated);
-            println!(
-                "  left to the queue       {} (changed in the last {} s)",
-                r.in_flight,
-                settings.reconcile_grace.as_secs()
-            );
-            println!("  dead letters            {dead}");
-            println!(
-                "  duration                {:.3} s",
-                r.duration.as_secs_f64()
-            );
+            for (label, value) in [
+                ("pairs checked", r.pairs_checked.to_string()),
+                ("buckets that differed", r.buckets_differed.to_string()),
+                (
+                    &format!("pairs {verb} here"),
+                    format!("{} ({} was behind)", r.repaired_here, E::KIND),
+                ),
+                (
+                    &format!("pairs {verb} on the peer"),
+                    format!("{} ({} was behind)", r.repaired_peer, E::OTHER_KIND),
+                ),
+                (
+                    "refused by the other side",
+                    format!("{} (compensated through the queue)", r.compensated),
+                ),
+                (
+                    "left to the queue",
+                    format!("{} (changed in the last {grace} s)", r.in_flight),
+                ),
+                ("dead letters", dead),
+                ("duration", format!("{:.3} s", r.duration.as_secs_f64())),
+            ] {
+                println!("  {label:<28}{value}");
+            }
             ExitCode::SUCCESS
         }
         Err(e) => {

@@ -61,3 +61,17 @@ async fn migrate_creates_the_student_ids_index_and_exits() {
     assert!(names.iter().any(|n| n == "student_ids_1"), "{names:?}");
     testkit::stores::drop_mongo_database(database).await;
 }
+
+#[test]
+fn reconcile_exits_1_when_students_cannot_be_reached() {
+    let database = testkit::unique_name("courses_test");
+    let env = vec![
+        ("MONGODB_URI".to_owned(), testkit::mongodb_uri()),
+        ("MONGODB_DATABASE".to_owned(), database.clone()),
+        ("REDIS_URL".to_owned(), testkit::redis_url()),
+        ("NATS_URL".to_owned(), testkit::nats_url()),
+    ];
+    process::assert_reconcile_fails_without_its_peer(BINARY, &env, "STUDENTS_GRPC_URL");
+    let runtime = tokio::runtime::Runtime::new().expect("a runtime");
+    runtime.block_on(testkit::stores::drop_mongo_database(database));
+}

@@ -438,3 +438,57 @@ async fn runs_of_two_replicas_at_once_during_writes_converge_and_undo_no_acknowl
         .await;
     system.stop().await;
 }
+
+#[tokio::test]
+async fn the_reconcile_command_prints_what_a_run_found() {
+    let system = System::start().await;
+    let course = system.course(1, &[]).await;
+    let student = system.student(1, std::slice::from_ref(&course)).await;
+    system
+        .eventually("the link arrives", || async {
+            system.students_of(&course).await == Some(e2e::set(&[&student]))
+        })
+        .await;
+    let binary = testkit::process::workspace_binary("students");
+    let env = [
+        (
+            "DATABASE_URL".to_owned(),
+            format!("{}/{}", testkit::postgres_url(), system.students_database),
+        ),
+        ("REDIS_URL".to_owned(), testkit::redis_url()),
+        ("NATS_URL".to_owned(), testkit::nats_url()),
+        ("NIS_PREFIX".to_owned(), system.prefix.clone()),
+        (
+            "COURSES_GRPC_URL".to_owned(),
+            format!("http://{}", system.courses.grpc_addr),
+        ),
+        ("LOG_FORMAT".to_owned(), "json".to_owned()),
+    ];
+    for args in [&["reconcile", "--dry-run"][..], &["reconcile"][..]] {
+        // Awaited, not blocked on: the services under test run on this test's runtime.
+        let output = tokio::process::Command::new(&binary)
+            .args(args)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .await
+            .expect("run the command");
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{args:?}: {stdout}{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        let words = stdout.split_whitespace().collect::<Vec<_>>().join(" ");
+        for line in [
+            "pairs checked 1",
+            "buckets that differed 0",
+            "here 0 (students was behind)",
+            "on the peer 0 (courses was behind)",
+            "dead letters 0",
+        ] {
+            assert!(words.contains(line), "{args:?} prints {line:?}: {stdout}");
+        }
+    }
+    system.stop().await;
+}

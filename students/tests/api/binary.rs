@@ -70,3 +70,18 @@ fn text_logs_written_to_a_pipe_have_no_colour_codes() {
         &[("DATABASE_URL", "postgres://nis@127.0.0.1:1/nowhere")],
     );
 }
+
+#[tokio::test]
+async fn reconcile_exits_1_when_courses_cannot_be_reached() {
+    let database = testkit::stores::create_postgres_database("students_test").await;
+    let env = vec![
+        (
+            "DATABASE_URL".to_owned(),
+            format!("{}/{database}", testkit::postgres_url()),
+        ),
+        ("REDIS_URL".to_owned(), testkit::redis_url()),
+        ("NATS_URL".to_owned(), testkit::nats_url()),
+    ];
+    process::assert_reconcile_fails_without_its_peer(BINARY, &env, "COURSES_GRPC_URL");
+    testkit::stores::drop_postgres_database(database).await;
+}
