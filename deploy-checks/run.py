@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nischeck import compose, gateway, installer, keys, metrics, network, parity, scaling, scrape, secrets  # noqa: E402
+from nischeck import compose, gateway, installer, keys, metrics, nats, network, parity, scaling, scrape, secrets  # noqa: E402
 from nischeck.repo import OVERLAYS  # noqa: E402
 from nischeck.report import Report  # noqa: E402
 
@@ -29,6 +29,7 @@ def main() -> int:
         ("alert rules <-> exported metric families", metrics.check_alerts),
         ("dashboards <-> exported metric families, datasources", metrics.check_dashboards),
         ("k8s/helm values <-> install.sh releases, pinned versions", installer.check_helm_values),
+        ("NATS: one exact release in compose, Helm and the local tests; prod syncs before acking", nats.check_nats),
         ("Kubernetes scrape jobs <-> compose's, promtool", scrape.check_scrape_jobs),
     ]
     for overlay in OVERLAYS:

@@ -28,6 +28,12 @@ REQUIRED_ALERTS = {
     "dead letters": lambda e: "dead_lettered" in e,
     "outbox backlog": lambda e: "nis_outbox_pending" in e,
     "instance down": lambda e: re.search(r"\bup\{", e) is not None,
+    # Reconciliation: any repaired pair (a change the queue lost), and runs that stopped
+    # succeeding; the latter only where periodic runs are on (interval > 0).
+    "reconciliation repairs": lambda e: "increase(nis_reconcile_repaired_pairs_total" in e,
+    "reconciliation not running": lambda e: "time()-" in e
+    and "nis_reconcile_last_success_timestamp_seconds" in e
+    and re.search(r"nis_reconcile_interval_seconds(\{[^}]*\})?\)>0", e) is not None,
 }
 # The views the dashboards must show.
 REQUIRED_VIEWS = {
@@ -39,6 +45,11 @@ REQUIRED_VIEWS = {
     "events dead-lettered": lambda e: "dead_lettered" in e,
     "outbox backlog": lambda e: "nis_outbox_pending" in e,
     "Kong traffic by route and status": lambda e: "kong_http_requests_total" in e and "route,code" in e,
+    "reconciliation: pairs repaired by direction": lambda e: "increase(nis_reconcile_repaired_pairs_total" in e and "direction" in e,
+    "reconciliation: runs by outcome": lambda e: "nis_reconcile_runs_total" in e and "outcome" in e,
+    "reconciliation: time since the last success": lambda e: "time()-" in e and "nis_reconcile_last_success_timestamp_seconds" in e,
+    "reconciliation: interval (the alert's threshold)": lambda e: "nis_reconcile_interval_seconds" in e,
+    "dead letters per service": lambda e: "nis_dead_letters" in e,
 }
 
 

@@ -37,3 +37,36 @@ def test_missing_views_are_named():
 def test_the_repository_passes():
     metrics.check_alerts()
     metrics.check_dashboards()
+
+
+def alert_expressions():
+    return {r["alert"]: r["expr"] for r in metrics.alert_rules()}
+
+
+def test_the_reconciliation_alerts_are_required():
+    rules = alert_expressions()
+    without = [e for name, e in rules.items() if name not in {"NisRelationRepaired", "NisReconcileNotRunning"}]
+    assert metrics.missing(metrics.REQUIRED_ALERTS, without, "alert") == ["no alert on reconciliation repairs", "no alert on reconciliation not running"]
+
+
+def test_a_not_running_alert_that_ignores_interval_0_is_caught():
+    # Without `and ... interval > 0`, a service whose periodic runs are off would alert forever.
+    unguarded = "time() - max by (service) (nis_reconcile_last_success_timestamp_seconds) > 3 * max by (service) (nis_reconcile_interval_seconds)"
+    others = [e for name, e in alert_expressions().items() if name != "NisReconcileNotRunning"]
+    assert metrics.missing(metrics.REQUIRED_ALERTS, [*others, unguarded], "alert") == ["no alert on reconciliation not running"]
+    assert metrics.missing(metrics.REQUIRED_ALERTS, [*others, alert_expressions()["NisReconcileNotRunning"]], "alert") == []
+
+
+def test_the_reconciliation_panels_are_required():
+    board = metrics.dashboards()[metrics.DASHBOARDS / "nis-events.json"]
+    row = next(p for p in board["panels"] if p["type"] == "row" and p["title"] == "Reconciliation")
+    board["panels"] = [p for p in board["panels"] if p["gridPos"]["y"] < row["gridPos"]["y"]]
+    expressions = [expr for _, expr in metrics.prometheus_queries(board)]
+    found = metrics.missing(metrics.REQUIRED_VIEWS, expressions, "panel")
+    assert [f for f in found if "reconciliation" in f or "dead letters per service" in f] == [
+        "no panel on reconciliation: pairs repaired by direction",
+        "no panel on reconciliation: runs by outcome",
+        "no panel on reconciliation: time since the last success",
+        "no panel on reconciliation: interval (the alert's threshold)",
+        "no panel on dead letters per service",
+    ]
