@@ -2,7 +2,13 @@
 //! served by both services over their [`Reconciler`], and the client a run uses to ask the
 //! other service, an adapter of the core's [`RelationPeer`] port.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use nis_core::{
     Context, Entity, EntityService, Error,
@@ -136,6 +142,8 @@ where
 pub struct RelationClient {
     peer: &'static str,
     replicas: Replicas,
+    /// Bytes of the requests sent and answers received (protobuf payloads).
+    exchanged: Arc<AtomicU64>,
 }
 
 impl RelationClient {
@@ -150,7 +158,14 @@ impl RelationClient {
         Ok(Self {
             peer,
             replicas: Replicas::connect(urls, timeout)?,
+            exchanged: Arc::default(),
         })
+    }
+
+    /// Counts one exchange.
+    fn count(&self, request: &impl prost::Message, answer: &impl prost::Message) {
+        let bytes = request.encoded_len() + answer.encoded_len();
+        self.exchanged.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
     fn client(
@@ -175,7 +190,10 @@ impl RelationPeer for RelationClient {
             })
             .await;
         match answer {
-            Ok(response) => Ok(response.into_inner().hashes),
+            Ok(response) => {
+                self.count(&message, response.get_ref());
+                Ok(response.into_inner().hashes)
+            }
             Err(status) => Err(unavailable(self.peer, status)),
         }
     }
@@ -217,6 +235,7 @@ impl RelationPeer for RelationClient {
             .await;
         match answer {
             Ok(response) => {
+                self.count(&message, response.get_ref());
                 let r = response.into_inner();
                 Ok(Repaired {
                     applied: r.applied,
@@ -226,5 +245,9 @@ impl RelationPeer for RelationClient {
             }
             Err(status) => Err(unavailable(self.peer, status)),
         }
+    }
+
+    fn exchanged(&self) -> u64 {
+        self.exchanged.load(Ordering::Relaxed)
     }
 }

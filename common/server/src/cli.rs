@@ -164,6 +164,10 @@ where
                     format!("{} (changed in the last {grace} s)", r.in_flight),
                 ),
                 ("dead letters", dead),
+                (
+                    "bytes exchanged",
+                    format!("{} (with the peer)", r.bytes_exchanged),
+                ),
                 ("duration", format!("{:.3} s", r.duration.as_secs_f64())),
             ] {
                 println!("  {label:<28}{value}");

@@ -116,4 +116,8 @@ pub trait RelationPeer: Send + Sync {
         ctx: &Context,
         pairs: Vec<PairState>,
     ) -> impl Future<Output = Result<Repaired, Error>> + Send;
+    /// The bytes of the messages exchanged with the peer so far (0 where nothing is sent).
+    fn exchanged(&self) -> u64 {
+        0
+    }
 }

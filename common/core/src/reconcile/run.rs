@@ -43,6 +43,8 @@ pub struct Report {
     /// Differing pairs left alone because their newest change is younger than the grace
     /// period: still on their way through the queue, most likely.
     pub in_flight: u64,
+    /// The bytes of the messages exchanged with the peer (protobuf payloads over gRPC).
+    pub bytes_exchanged: u64,
     /// Whether the run only reported.
     pub dry_run: bool,
     /// How long it took.
@@ -300,6 +302,7 @@ where
         dry_run: bool,
     ) -> Result<Report, Error> {
         let started = Instant::now();
+        let exchanged = peer.exchanged();
         let mut report = Report {
             dry_run,
             ..Report::default()
@@ -330,6 +333,7 @@ where
             }
         }
         report.duration = started.elapsed();
+        report.bytes_exchanged = peer.exchanged() - exchanged;
         Ok(report)
     }
 

@@ -127,6 +127,16 @@ pub async fn every<E, St, Sv, P, D>(
     // Until a run succeeds, "the last success" is the start: the alert on missing runs then
     // measures from there.
     metrics::gauge!(RECONCILE_LAST_SUCCESS, "service" => service).set(seconds_since_epoch());
+    // Every series exists from the start at 0, so that the first repair a process makes is an
+    // increase an alert can see, not the first sample of a new series.
+    for direction in ["here", "peer"] {
+        metrics::counter!(RECONCILE_REPAIRED_TOTAL, "service" => service, "direction" => direction)
+            .increment(0);
+    }
+    for outcome in ["ok", "failed"] {
+        metrics::counter!(RECONCILE_RUNS_TOTAL, "service" => service, "outcome" => outcome)
+            .increment(0);
+    }
     if interval.is_zero() {
         return;
     }
