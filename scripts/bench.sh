@@ -90,6 +90,9 @@ DB=$PREFIX
 # the main pair reads.
 PREFIX2=${PREFIX}d
 DB2=$PREFIX2
+# The reconciliation case's pair: 200,000 pairs of its own.
+PREFIX3=${PREFIX}r
+DB3=$PREFIX3
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/nis-bench.XXXXXX")
 SERVICE_PIDS=()
 DB_CREATED='' MONGO_STARTED='' STREAMS_CREATED=''
@@ -147,10 +150,10 @@ cleanup() {
     NIS_MONGO_DIR=$WORK/mongo MONGODB_URI='' "$NIS_ROOT/scripts/mongo.sh" stop >/dev/null 2>&1 \
       || warn "could not stop the private MongoDB-compatible server (see $WORK/mongo)"
   elif [[ -n ${MONGODB_URI:-} ]]; then
-    warn "databases ${PREFIX}_courses and ${PREFIX2}_courses are left on MONGODB_URI (drop them there if it matters)"
+    warn "databases ${PREFIX}_courses, ${PREFIX2}_courses and ${PREFIX3}_courses are left on MONGODB_URI (drop them there if it matters)"
   fi
   if [[ -n $DB_CREATED ]]; then
-    for db in "$DB" "$DB2"; do
+    for db in "$DB" "$DB2" "$DB3"; do
       psql -w -X -q -d "$PG_URL/postgres" -c "drop database if exists \"$db\" with (force)" >/dev/null \
         || warn "could not drop database $db"
     done
@@ -159,7 +162,7 @@ cleanup() {
     | timeout 30 xargs -r -n 500 redis-cli -u "$REDIS_URL" del >/dev/null 2>&1 \
     || warn "could not delete the Redis keys $PREFIX:*"
   if [[ -n $STREAMS_CREATED ]]; then
-    for prefix in "$PREFIX" "$PREFIX2"; do
+    for prefix in "$PREFIX" "$PREFIX2" "$PREFIX3"; do
       delete_streams "$prefix" || warn "could not delete the JetStream streams ${prefix^^}_*"
     done
   fi
@@ -311,7 +314,7 @@ RESULTS=$WORK/results.jsonl
 log "names $PREFIX, work dir $WORK; load: $(uptime)"
 
 DB_CREATED=1
-for db in "$DB" "$DB2"; do
+for db in "$DB" "$DB2" "$DB3"; do
   psql -w -X -q -d "$PG_URL/postgres" -c "create database \"$db\"" >/dev/null || die "could not create database $db"
 done
 if [[ -z ${MONGODB_URI:-} ]]; then
@@ -320,7 +323,7 @@ if [[ -z ${MONGODB_URI:-} ]]; then
   MONGODB_URI=$(NIS_MONGO_DIR=$WORK/mongo MONGODB_URI='' "$NIS_ROOT/scripts/mongo.sh" start 9>&-)
 fi
 STREAMS_CREATED=1
-for prefix in "$PREFIX" "$PREFIX2"; do
+for prefix in "$PREFIX" "$PREFIX2" "$PREFIX3"; do
   NIS_PREFIX=$prefix NATS_URL=$NATS_URL INIT_TIMEOUT_SECS=20 STREAM_MAX_AGE_SECS=3600 \
     timeout 60 "$BIN_DIR/initializer" >>"$WORK/initializer.log" 2>&1 \
     || { tail -n 20 "$WORK/initializer.log" >&2; die "the initializer failed"; }
@@ -513,6 +516,63 @@ for b in students courses initializer; do
   strip -o "$WORK/$b.stripped" "$BIN_DIR/$b"
   result "$(jq -nc --arg b "$b" --argjson s "$(stat -c %s "$WORK/$b.stripped")" '{kind: "size", binary: $b, stripped_bytes: $s}')"
 done
+# ---------------------------------------------------------------- reconciliation
+
+# A third pair over 20,000 students, 4,000 courses and 200,000 linked pairs written straight
+# into its stores (bench-reconcile seed), with periodic runs off; `students reconcile` runs
+# over agreeing sides, then with 1 % of the pairs made to disagree (half each way), then once
+# more. Each run records what it printed and the peak RSS of both services and of the command.
+stop_services
+R_FIXTURE=(--database-url "$PG_URL/$DB3" --mongodb-uri "$MONGODB_URI" --mongodb-database "${PREFIX3}_courses")
+r_env=(NIS_PREFIX="$PREFIX3" NATS_URL="$NATS_URL" REDIS_URL="$REDIS_URL" LOG_FORMAT=json)
+env "${r_env[@]}" DATABASE_URL="$PG_URL/$DB3" "$BIN_DIR/students" migrate >>"$WORK/reconcile.log" 2>&1 \
+  || die "students migrate failed (see $WORK/reconcile.log)"
+env "${r_env[@]}" MONGODB_URI="$MONGODB_URI" MONGODB_DATABASE="${PREFIX3}_courses" "$BIN_DIR/courses" migrate \
+  >>"$WORK/reconcile.log" 2>&1 || die "courses migrate failed (see $WORK/reconcile.log)"
+log "reconcile: seeding 20,000 students, 4,000 courses, 200,000 pairs"
+"$BIN_DIR/bench-reconcile" seed "${R_FIXTURE[@]}" 2>>"$WORK/reconcile.log" || die "bench-reconcile seed failed"
+read -r -a RP <<<"$(free_ports 4)"
+R_S=127.0.0.1:${RP[0]} R_C=127.0.0.1:${RP[1]} R_S_GRPC=127.0.0.1:${RP[2]} R_C_GRPC=127.0.0.1:${RP[3]}
+PREFIX=$PREFIX3 start students-reconcile "$R_S" students GRPC_ADDR="$R_S_GRPC" REDIS_URL="$REDIS_URL" \
+  COURSES_GRPC_URL="http://$R_C_GRPC" DATABASE_URL="$PG_URL/$DB3" RECONCILE_INTERVAL_SECS=0
+R_S_PID=$STARTED
+PREFIX=$PREFIX3 start courses-reconcile "$R_C" courses GRPC_ADDR="$R_C_GRPC" REDIS_URL="$REDIS_URL" \
+  STUDENTS_GRPC_URL="http://$R_S_GRPC" MONGODB_URI="$MONGODB_URI" MONGODB_DATABASE="${PREFIX3}_courses" \
+  RECONCILE_INTERVAL_SECS=0
+R_C_PID=$STARTED
+wait_for_http "http://$R_S/readyz" 60 "$R_S_PID" || die "students (reconcile) not ready"
+wait_for_http "http://$R_C/readyz" 60 "$R_C_PID" || die "courses (reconcile) not ready"
+
+# reconcile_run CASE: `students reconcile` against the pair, sampling the peak RSS of the
+# services and of the command every 50 ms; one result line.
+reconcile_run() {
+  local out=$WORK/reconcile-run.txt pid peak_s=0 peak_c=0 peak_r=0 kb
+  env "${r_env[@]}" DATABASE_URL="$PG_URL/$DB3" COURSES_GRPC_URL="http://$R_C_GRPC" RECONCILE_GRACE_SECS=0 \
+    "$BIN_DIR/students" reconcile >"$out" 2>>"$WORK/reconcile.log" &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    kb=$(rss_kb "$R_S_PID"); (( kb > peak_s )) && peak_s=$kb
+    kb=$(rss_kb "$R_C_PID"); (( kb > peak_c )) && peak_c=$kb
+    kb=$(rss_kb "$pid" 2>/dev/null || echo 0); (( ${kb:-0} > peak_r )) && peak_r=$kb
+    sleep 0.05
+  done
+  wait "$pid" || { cat "$out" >&2; die "students reconcile failed ($1)"; }
+  # The report's lines, "label   value …", as {label: first number}.
+  result "$(grep -v '^{' "$out" | awk -v c="$1" -v s="$peak_s" -v co="$peak_c" -v r="$peak_r" '
+    /^  / { label = $0; sub(/^  /, "", label); sub(/ {2,}.*/, "", label)
+            value = $0; sub(/^  [^ ].*[^ ] {2,}/, "", value); split(value, v, " "); f[label] = v[1] }
+    END { printf "{\"kind\":\"reconcile\",\"case\":\"%s\",\"pairs\":%s,\"buckets\":%s,\"here\":%s,\"peer\":%s,\"bytes\":%s,\"seconds\":%s,\"students_kb\":%s,\"courses_kb\":%s,\"command_kb\":%s}\n",
+            c, f["pairs checked"], f["buckets that differed"], f["pairs repaired here"], f["pairs repaired on the peer"],
+            f["bytes exchanged"], f["duration"], s, co, r }')"
+  log "reconcile ($1): $(grep -v '^{' "$out" | tr -s ' ' | tr '\n' ';')"
+}
+reconcile_run "200,000 agreeing pairs"
+"$BIN_DIR/bench-reconcile" disagree "${R_FIXTURE[@]}" --pairs 2000 2>>"$WORK/reconcile.log" \
+  || die "bench-reconcile disagree failed"
+reconcile_run "2,000 of them disagreeing (1 %)"
+reconcile_run "after the repair"
+stop_services
+
 meta() { result "$(jq -nc --arg k "$1" --arg v "$2" '{kind: "meta", key: $k, value: $v}')"; }
 meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 meta machine "$(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM; load tool on the same cores"

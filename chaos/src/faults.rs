@@ -22,6 +22,8 @@ const RECOVERY_DEADLINE: Duration = Duration::from_secs(60);
 /// How long a replica may take to drain after SIGTERM: the services' default
 /// `SHUTDOWN_GRACE_SECS` (20 s) and a margin.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
+/// How many of a links stream's newest messages a `links-delete` fault deletes.
+const NEWEST_LOST: u64 = 10;
 /// How long a SIGTERM waits for the load to have a request in flight to its replica.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
 
@@ -168,6 +170,21 @@ impl Injector {
                 record.start = self.now();
                 self.flush_redis().await
             }
+            (FaultKind::StreamPurge | FaultKind::MessagesDeleted, Some(which)) => {
+                let origin = if which % 2 == 0 {
+                    "students"
+                } else {
+                    "courses"
+                };
+                let topology = nis_queue::Topology::new(&self.world.names.prefix);
+                // Not a replica fault: `which` only chose the stream.
+                record.replica = None;
+                record.target = topology.links_stream(origin);
+                record.start = self.now();
+                self.lose_changes(planned.kind, &record.target)
+                    .await
+                    .map(|note| record.note = note)
+            }
             (FaultKind::PostgresTerminate, _) => {
                 record.target = "postgres".into();
                 record.start = self.now();
@@ -263,6 +280,41 @@ impl Injector {
             .await
             .context("FLUSHALL")?
             .context("FLUSHALL")
+    }
+
+    /// Loses link changes from `stream` through the JetStream API, as an operator's purge or a
+    /// broker losing acknowledged messages would: all of them, or the newest few.
+    async fn lose_changes(&self, kind: FaultKind, stream: &str) -> Result<String> {
+        let lose = async {
+            let client = async_nats::connect(&self.world.nats_url)
+                .await
+                .context("connect to NATS")?;
+            let mut stream = async_nats::jetstream::new(client)
+                .get_stream(stream)
+                .await
+                .context("the links stream")?;
+            if kind == FaultKind::StreamPurge {
+                let purged = stream.purge().await.context("purge")?.purged;
+                return Ok(format!("{purged} messages purged"));
+            }
+            let last = stream
+                .info()
+                .await
+                .context("stream info")?
+                .state
+                .last_sequence;
+            let mut deleted = 0;
+            for sequence in last.saturating_sub(NEWEST_LOST - 1).max(1)..=last {
+                // A message already gone (purged, expired) is not an error here.
+                if stream.delete_message(sequence).await.unwrap_or(false) {
+                    deleted += 1;
+                }
+            }
+            Ok(format!("{deleted} newest messages deleted"))
+        };
+        tokio::time::timeout(Duration::from_secs(10), lose)
+            .await
+            .context("losing changes")?
     }
 
     /// Terminates every connection to the run's database, from a connection to another one.

@@ -20,6 +20,8 @@ use crate::{
 
 /// Replicas per service.
 pub const PER_SERVICE: usize = 2;
+/// How often the replicas reconcile the relation (the services' default is 300 s).
+pub const RECONCILE_INTERVAL_SECS: &str = "5";
 
 /// One of the two services.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -172,6 +174,13 @@ impl Fleet {
                     ("NIS_PREFIX".to_owned(), world.names.prefix.clone()),
                     ("LOG_FORMAT".to_owned(), "json".to_owned()),
                     ("RUST_LOG".to_owned(), "info,nis_queue=debug".to_owned()),
+                    // Changes the faults lose (links-purge, links-delete) are repaired by the
+                    // periodic reconciliation, often enough to happen while the run settles.
+                    (
+                        "RECONCILE_INTERVAL_SECS".to_owned(),
+                        RECONCILE_INTERVAL_SECS.to_owned(),
+                    ),
+                    ("RECONCILE_GRACE_SECS".to_owned(), "2".to_owned()),
                 ];
                 match address.service {
                     Service::Students => env.extend([

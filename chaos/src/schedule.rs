@@ -26,11 +26,16 @@ pub enum FaultKind {
     RedisFlush,
     /// Terminate every PostgreSQL connection to the run's database.
     PostgresTerminate,
+    /// Purge a links stream through the JetStream API: every change not yet applied is lost.
+    StreamPurge,
+    /// Delete the newest messages of a links stream: the changes among them not yet applied
+    /// are lost.
+    MessagesDeleted,
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [Self; 7] = [
+    pub const ALL: [Self; 9] = [
         Self::Kill,
         Self::Terminate,
         Self::Stall,
@@ -38,17 +43,21 @@ impl FaultKind {
         Self::RedisRestart,
         Self::RedisFlush,
         Self::PostgresTerminate,
+        Self::StreamPurge,
+        Self::MessagesDeleted,
     ];
 
     /// The kinds that hit a replica (one lane), the others hit a shared dependency (the other).
     pub const ON_REPLICAS: [Self; 3] = [Self::Kill, Self::Terminate, Self::Stall];
 
     /// The kinds that hit a dependency.
-    pub const ON_DEPENDENCIES: [Self; 4] = [
+    pub const ON_DEPENDENCIES: [Self; 6] = [
         Self::NatsRestart,
         Self::RedisRestart,
         Self::RedisFlush,
         Self::PostgresTerminate,
+        Self::StreamPurge,
+        Self::MessagesDeleted,
     ];
 
     /// Its name in the report.
@@ -61,6 +70,8 @@ impl FaultKind {
             Self::RedisRestart => "redis-restart",
             Self::RedisFlush => "redis-flushall",
             Self::PostgresTerminate => "pg-terminate",
+            Self::StreamPurge => "links-purge",
+            Self::MessagesDeleted => "links-delete",
         }
     }
 
@@ -146,6 +157,9 @@ pub fn faults(seed: u64, duration: Duration, replicas: usize) -> Schedule {
                     FaultKind::Stall => (Some(replica), between(2_000, 4_000)),
                     FaultKind::NatsRestart | FaultKind::RedisRestart => (None, between(500, 3_000)),
                     FaultKind::RedisFlush | FaultKind::PostgresTerminate => (None, Duration::ZERO),
+                    FaultKind::StreamPurge | FaultKind::MessagesDeleted => {
+                        (Some(replica), Duration::ZERO)
+                    }
                 };
                 Planned {
                     at,

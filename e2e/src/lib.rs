@@ -162,16 +162,18 @@ impl System {
             .await
             .expect("courses' store");
         let mut clocks = std::collections::BTreeMap::new();
-        for row in students.relation_page(None, 1_000_000).await.expect("scan") {
+        let scan = students.relation_scan(|row| {
             for (course, clock) in row.clocks {
                 clocks.insert((false, row.id.clone(), course), clock);
             }
-        }
-        for row in courses.relation_page(None, 1_000_000).await.expect("scan") {
+        });
+        scan.await.expect("scan students");
+        let scan = courses.relation_scan(|row| {
             for (student, clock) in row.clocks {
                 clocks.insert((true, student, row.id.clone()), clock);
             }
-        }
+        });
+        scan.await.expect("scan courses");
         clocks
     }
 

@@ -11,6 +11,7 @@ pub enum Line {
     Propagation(Propagation),
     Rss(Rss),
     Size(Size),
+    Reconcile(Reconcile),
     Meta(Meta),
     #[serde(other)]
     Other,
@@ -55,6 +56,23 @@ pub struct Rss {
 pub struct Size {
     pub binary: String,
     pub stripped_bytes: f64,
+}
+
+/// One reconciliation run over the large relation, as `students reconcile` reported it, with
+/// the peak resident memory of both services and of the command while it ran.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct Reconcile {
+    pub case: String,
+    pub pairs: u64,
+    pub buckets: u64,
+    /// Pairs repaired on the side that ran it (students) and on the peer (courses).
+    pub here: u64,
+    pub peer: u64,
+    pub bytes: u64,
+    pub seconds: f64,
+    pub students_kb: f64,
+    pub courses_kb: f64,
+    pub command_kb: f64,
 }
 
 /// A fact about the run (machine, versions, command, date).

@@ -90,6 +90,8 @@ pub struct Summary {
     pub propagation: Option<PropagationSummary>,
     pub rss: Vec<RssRow>,
     pub sizes: Vec<SizeRow>,
+    /// The reconciliation runs, in order.
+    pub reconcile: Vec<super::input::Reconcile>,
 }
 
 /// Groups `items` by `key`, in the order each key first appears.
@@ -121,6 +123,7 @@ pub fn summarize(lines: &[Line]) -> Summary {
             Line::Propagation(p) => propagation.push(p.clone()),
             Line::Rss(r) => rss.push(r),
             Line::Size(s) => sizes.push(s),
+            Line::Reconcile(r) => summary.reconcile.push(r.clone()),
             Line::Meta(m) => summary.meta.push((m.key.clone(), m.value.clone())),
             Line::Other => {}
         }

@@ -446,6 +446,9 @@ impl EntityStore<Course> for MongoCourses {
     }
 }
 
+/// Courses fetched per batch of a reconciliation scan (up to 60 ids and clocks each).
+const SCAN_BATCH: u32 = 200;
+
 /// A course's side of the relation, as a reconciliation scan reads it.
 #[derive(Debug, Deserialize)]
 struct RelationDocument {
@@ -467,32 +470,27 @@ struct LeaseDocument {
 }
 
 impl RelationStore for MongoCourses {
-    async fn relation_page(
-        &self,
-        after: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<RelationRow>, Error> {
-        let filter = match after.as_deref().map(str::parse::<CourseId>).transpose() {
-            Ok(Some(after)) => doc! { "_id": { "$gt": object_id(&after) } },
-            Ok(None) => doc! {},
-            Err(e) => return Err(Error::BadRequest(e)),
-        };
+    async fn relation_scan<F>(&self, mut visit: F) -> Result<(), Error>
+    where
+        F: FnMut(RelationRow) + Send,
+    {
+        // One cursor in `_id` order, fetched in batches, each within the deadline: one query
+        // for the whole scan, a bounded batch in memory.
         let relation = self.courses.clone_with_type::<RelationDocument>();
-        let scan = relation
-            .find(filter)
+        let find = relation
+            .find(doc! {})
             .projection(doc! { "student_ids": 1, "link_clocks": 1 })
             .sort(doc! { "_id": 1 })
-            .limit(i64::try_from(limit).unwrap_or(i64::MAX));
-        let read = async { scan.await?.try_collect::<Vec<_>>().await };
-        let documents = self.bounded(read).await?;
-        Ok(documents
-            .into_iter()
-            .map(|d| RelationRow {
-                id: CourseId::from(d.id.bytes()).to_string(),
-                links: d.student_ids,
-                clocks: d.link_clocks,
-            })
-            .collect())
+            .batch_size(SCAN_BATCH);
+        let mut cursor = self.bounded(find).await?;
+        while let Some(document) = self.bounded(cursor.try_next()).await? {
+            visit(RelationRow {
+                id: CourseId::from(document.id.bytes()).to_string(),
+                links: document.student_ids,
+                clocks: document.link_clocks,
+            });
+        }
+        Ok(())
     }
 
     async fn try_lease(

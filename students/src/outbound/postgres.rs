@@ -360,6 +360,9 @@ impl EntityStore<Student> for PostgresStudents {
     }
 }
 
+/// Students read per query of a reconciliation scan.
+const SCAN_PAGE: i64 = 1_000;
+
 #[derive(sqlx::FromRow)]
 struct RelationDbRow {
     id: Uuid,
@@ -368,36 +371,40 @@ struct RelationDbRow {
 }
 
 impl RelationStore for PostgresStudents {
-    async fn relation_page(
-        &self,
-        after: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<RelationRow>, Error> {
-        let after = match after.as_deref().map(StudentId::from_str).transpose() {
-            Ok(after) => after.map(|id| id.as_uuid()),
-            Err(e) => return Err(Error::BadRequest(e)),
-        };
-        let rows: Vec<RelationDbRow> = self
-            .bounded(async {
-                sqlx::query_as(
-                    "SELECT id, course_ids, link_clocks FROM students \
-                     WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
-                )
-                .bind(after)
-                .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-                .fetch_all(&self.pool)
-                .await
-                .map_err(map_error)
-            })
-            .await?;
-        Ok(rows
-            .into_iter()
-            .map(|row| RelationRow {
-                id: row.id.to_string(),
-                links: row.course_ids,
-                clocks: row.link_clocks.0,
-            })
-            .collect())
+    async fn relation_scan<F>(&self, mut visit: F) -> Result<(), Error>
+    where
+        F: FnMut(RelationRow) + Send,
+    {
+        // Keyset pages on the primary key: each one a short indexed query within the
+        // statement timeout, however large the table.
+        let mut after: Option<Uuid> = None;
+        loop {
+            let rows: Vec<RelationDbRow> = self
+                .bounded(async {
+                    sqlx::query_as(
+                        "SELECT id, course_ids, link_clocks FROM students \
+                         WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
+                    )
+                    .bind(after)
+                    .bind(SCAN_PAGE)
+                    .fetch_all(&self.pool)
+                    .await
+                    .map_err(map_error)
+                })
+                .await?;
+            let full = rows.len() == SCAN_PAGE as usize;
+            after = rows.last().map(|row| row.id);
+            for row in rows {
+                visit(RelationRow {
+                    id: row.id.to_string(),
+                    links: row.course_ids,
+                    clocks: row.link_clocks.0,
+                });
+            }
+            if !full {
+                return Ok(());
+            }
+        }
     }
 
     async fn try_lease(

@@ -361,26 +361,26 @@ impl<E: Entity> Outbox for MemoryStore<E> {
 }
 
 impl<E: Entity> RelationStore for MemoryStore<E> {
-    async fn relation_page(
-        &self,
-        after: Option<String>,
-        limit: usize,
-    ) -> Result<Vec<RelationRow>, Error> {
-        let state = self.lock();
-        Self::available(&state)?;
-        let mut rows: Vec<RelationRow> = state
-            .rows
-            .iter()
-            .map(|(id, row)| RelationRow {
-                id: id.to_string(),
-                links: row.entity.links().iter().map(ToString::to_string).collect(),
-                clocks: row.clocks.clone(),
-            })
-            .filter(|row| after.as_ref().is_none_or(|a| row.id > *a))
-            .collect();
+    async fn relation_scan<F>(&self, visit: F) -> Result<(), Error>
+    where
+        F: FnMut(RelationRow) + Send,
+    {
+        let mut rows: Vec<RelationRow> = {
+            let state = self.lock();
+            Self::available(&state)?;
+            state
+                .rows
+                .iter()
+                .map(|(id, row)| RelationRow {
+                    id: id.to_string(),
+                    links: row.entity.links().iter().map(ToString::to_string).collect(),
+                    clocks: row.clocks.clone(),
+                })
+                .collect()
+        };
         rows.sort_by(|a, b| a.id.cmp(&b.id));
-        rows.truncate(limit);
-        Ok(rows)
+        rows.into_iter().for_each(visit);
+        Ok(())
     }
 
     async fn try_lease(

@@ -49,6 +49,16 @@ impl DigestQuery {
         }
     }
 
+    /// Every bucket at [`LEAF_BITS`]: what a side computes of itself once per run, to answer
+    /// its own queries with [`from_leaves`].
+    pub fn all_leaves() -> Self {
+        Self {
+            bits: LEAF_BITS,
+            within_bits: 0,
+            within: vec![0],
+        }
+    }
+
     /// The children at [`LEAF_BITS`] of the top buckets `within`.
     pub fn leaves(within: Vec<u32>) -> Self {
         Self {
@@ -176,6 +186,24 @@ impl Digest {
     }
 }
 
+/// The answer to `query` from the hashes of every leaf bucket ([`DigestQuery::all_leaves`]): a
+/// bucket's hash is the sum of its leaves' (sums are what bucket hashes are).
+pub fn from_leaves(leaves: &[u64], query: &DigestQuery) -> Vec<u64> {
+    let fanout = query.fanout();
+    let shift = query.bits - query.within_bits;
+    let span = 1_usize << (LEAF_BITS - query.bits);
+    query
+        .within
+        .iter()
+        .flat_map(|parent| (0..fanout).map(move |child| ((*parent as usize) << shift) | child))
+        .map(|bucket| {
+            leaves[bucket * span..(bucket + 1) * span]
+                .iter()
+                .fold(0_u64, |sum, h| sum.wrapping_add(*h))
+        })
+        .collect()
+}
+
 /// The buckets (at the query's depth) whose hashes differ between `ours` and `theirs`, both
 /// answers to `query`; an answer of the wrong length is the peer's error.
 pub fn differing(query: &DigestQuery, ours: &[u64], theirs: &[u64]) -> Result<Vec<u32>, Error> {
@@ -256,6 +284,18 @@ mod tests {
         changed[42].clock -= 2;
         changed[42].linked = false;
         assert_ne!(digest(&top, &pairs), digest(&top, &changed));
+    }
+
+    #[test]
+    fn every_depth_can_be_answered_from_the_leaves() {
+        let pairs: Vec<_> = (0..300)
+            .map(|i| pair(&format!("s{i}"), &format!("c{}", i % 11), i % 5 != 0, i))
+            .collect();
+        let leaves = digest(&DigestQuery::all_leaves(), &pairs);
+        let top = DigestQuery::top();
+        assert_eq!(from_leaves(&leaves, &top), digest(&top, &pairs));
+        let some = DigestQuery::leaves(vec![3, 500, 1023]);
+        assert_eq!(from_leaves(&leaves, &some), digest(&some, &pairs));
     }
 
     #[test]

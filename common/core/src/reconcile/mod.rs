@@ -55,13 +55,11 @@ pub struct RelationRow {
 
 /// What reconciliation needs of a store, beside the [`crate::EntityStore`] it already is.
 pub trait RelationStore: Clone + Send + Sync + 'static {
-    /// Up to `limit` entities' sides of the relation whose id sorts after `after` (all from the
-    /// start with `None`), in id order: a scan that pages through without holding the data.
-    fn relation_page(
-        &self,
-        after: Option<String>,
-        limit: usize,
-    ) -> impl Future<Output = Result<Vec<RelationRow>, Error>> + Send;
+    /// Reads every entity's side of the relation into `visit`, in id order, without holding
+    /// them all (an adapter pages or streams; each round trip within the store's deadline).
+    fn relation_scan<F>(&self, visit: F) -> impl Future<Output = Result<(), Error>> + Send
+    where
+        F: FnMut(RelationRow) + Send;
 
     /// Takes, or extends, the lease `name` for `holder` for `ttl`: `true` when `holder` holds
     /// it now, `false` when another holder's lease is still running.

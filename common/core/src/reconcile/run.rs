@@ -11,7 +11,7 @@ use futures::{StreamExt as _, stream};
 
 use super::{
     PairState, REPAIR_BATCH, RelationPeer, RelationRow, RelationStore, Repaired,
-    digest::{Digest, DigestQuery, LEAF_BITS, MAX_HASHES, bucket_of, differing},
+    digest::{Digest, DigestQuery, LEAF_BITS, MAX_HASHES, bucket_of, differing, from_leaves},
 };
 use crate::{
     entity::Entity,
@@ -20,8 +20,6 @@ use crate::{
     service::{Context, EntityService, IncomingLink},
 };
 
-/// Entities read per page of a scan.
-const PAGE: usize = 1_000;
 /// Repairs applied at once on one side.
 const CONCURRENCY: usize = 8;
 /// Repaired pairs logged one by one in a run; the rest are counted in one line.
@@ -210,24 +208,18 @@ where
         &self.store
     }
 
-    /// Reads every pair of this side, page by page, into `visit`; returns how many there were.
+    /// Reads every pair of this side into `visit`; returns how many there were.
     async fn scan(&self, mut visit: impl FnMut(PairState) + Send) -> Result<u64, Error> {
-        let mut after = None;
         let mut count = 0;
-        loop {
-            let rows = self.store.relation_page(after.take(), PAGE).await?;
-            let full = rows.len() == PAGE;
-            after = rows.last().map(|r| r.id.clone());
-            for row in rows {
+        self.store
+            .relation_scan(|row| {
                 for pair in pairs_of::<E>(row) {
                     count += 1;
                     visit(pair);
                 }
-            }
-            if !full {
-                return Ok(count);
-            }
-        }
+            })
+            .await?;
+        Ok(count)
     }
 
     /// This side's bucket hashes for `query`, and how many pairs it holds.
@@ -307,20 +299,20 @@ where
             dry_run,
             ..Report::default()
         };
-        let top = DigestQuery::top();
-        let (ours, pairs) = self.digest(&top).await?;
+        // This side scans once for every depth it compares, while the peer scans for the top.
+        let (top, all) = (DigestQuery::top(), DigestQuery::all_leaves());
+        let ((leaves, pairs), theirs) =
+            futures::try_join!(self.digest(&all), peer.digest(ctx, &top))?;
         report.pairs_checked = pairs;
-        let theirs = peer.digest(ctx, &top).await?;
-        let differ = differing(&top, &ours, &theirs)?;
+        let differ = differing(&top, &from_leaves(&leaves, &top), &theirs)?;
         if !differ.is_empty() {
-            let leaves = DigestQuery::leaves(differ);
-            let (ours, _) = self.digest(&leaves).await?;
-            let theirs = peer.digest(ctx, &leaves).await?;
-            let differ = differing(&leaves, &ours, &theirs)?;
+            let children = DigestQuery::leaves(differ);
+            let theirs = peer.digest(ctx, &children).await?;
+            let differ = differing(&children, &from_leaves(&leaves, &children), &theirs)?;
             report.buckets_differed = differ.len() as u64;
             if !differ.is_empty() {
-                let ours = self.pairs(&differ).await?;
-                let theirs = peer.pairs(ctx, &differ).await?;
+                let (ours, theirs) =
+                    futures::try_join!(self.pairs(&differ), peer.pairs(ctx, &differ))?;
                 let settlement = settle(ours, theirs, self.grace);
                 report.in_flight = settlement.in_flight;
                 report.repaired_here = settlement.here.len() as u64;
@@ -344,14 +336,17 @@ where
         peer: &P,
         settlement: Settlement,
     ) -> Result<u64, Error> {
-        let mut repaired = Repaired::default();
         let to_peer: Vec<PairState> = settlement.peer.into_iter().map(|(w, _)| w).collect();
-        for batch in to_peer.chunks(REPAIR_BATCH) {
-            repaired += peer.repair(ctx, batch.to_vec()).await?;
-        }
+        let there = async {
+            let mut repaired = Repaired::default();
+            for batch in to_peer.chunks(REPAIR_BATCH) {
+                repaired += peer.repair(ctx, batch.to_vec()).await?;
+            }
+            Ok::<_, Error>(repaired)
+        };
         let here = settlement.here.into_iter().map(|(w, _)| w).collect();
-        repaired += self.repair(ctx, here).await?;
-        Ok(repaired.compensated)
+        let (there, here) = futures::try_join!(there, self.repair(ctx, here))?;
+        Ok(there.compensated + here.compensated)
     }
 }
 

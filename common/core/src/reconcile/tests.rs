@@ -242,18 +242,18 @@ impl World {
     /// Every pair's clock on each side.
     async fn clocks(&self) -> BTreeMap<(bool, String, String), i64> {
         let mut all = BTreeMap::new();
-        let students = self.student_store.relation_page(None, usize::MAX).await;
-        for row in students.expect("up") {
+        let students = self.student_store.relation_scan(|row| {
             for (c, clock) in row.clocks {
                 all.insert((false, row.id.clone(), c), clock);
             }
-        }
-        let courses = self.course_store.relation_page(None, usize::MAX).await;
-        for row in courses.expect("up") {
+        });
+        students.await.expect("up");
+        let courses = self.course_store.relation_scan(|row| {
             for (s, clock) in row.clocks {
                 all.insert((true, s, row.id.clone()), clock);
             }
-        }
+        });
+        courses.await.expect("up");
         all
     }
 
