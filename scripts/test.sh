@@ -20,6 +20,9 @@ export NIS_TEST_POSTGRES_URL NIS_TEST_REDIS_URL NIS_TEST_NATS_URL
 nis_lock
 ensure_servers_for "$NIS_TEST_POSTGRES_URL" "$NIS_TEST_REDIS_URL" "$NIS_TEST_NATS_URL"
 export NIS_TEST_NATS_URL=$NIS_NATS_URL
+# The chaos test runs a private NATS: the same release.
+NIS_NATS_SERVER=$(nats_server_bin)
+export NIS_NATS_SERVER
 nis_unlock   # tests take a while; let `make up/down` run meanwhile
 
 # Databases left behind by tests that panicked before their cleanup (names: <stem>_test_<32 hex>).
