@@ -72,7 +72,7 @@ pub async fn reflected_services(channel: Channel) -> Vec<String> {
     }
 }
 
-/// A port that serves `services` (its public and its peer service): health reports each of them
+/// A port that serves `services` (its public, peer and relation services): health reports each of them
 /// SERVING, and reflection lists exactly them, health and reflection — nothing of the other
 /// service's API.
 pub async fn assert_port_serves(channel: Channel, services: &[&str]) {

@@ -13,7 +13,7 @@ use reqwest::{Client, Response};
 use serde_json::Value;
 
 /// Settings for a service under test: free ports, the given key prefix, one worker, short
-/// timeouts, no periodic reconciliation; the cache at the test Redis or, with `dead_redis`, at a port where nothing listens;
+/// timeouts, no periodic reconciliation within a test; the cache at the test Redis or, with `dead_redis`, at a port where nothing listens;
 /// the test NATS; the other service at `peer_url` (or nowhere).
 pub fn settings(prefix: &str, dead_redis: bool) -> ServiceSettings {
     settings_with_peer(prefix, dead_redis, "http://127.0.0.1:1")
@@ -46,8 +46,9 @@ pub fn settings_with_peer(prefix: &str, dead_redis: bool, peer_url: &str) -> Ser
         peer_url: peer_url.to_owned(),
         peer_timeout: Duration::from_secs(1),
         idempotency_retention: nis_core::idempotency::DEFAULT_RETENTION,
-        // Tests run reconciliation when they mean to, and repair what they just changed.
-        reconcile_interval: Duration::ZERO,
+        // Tests run reconciliation when they mean to (no periodic run within a test, but the
+        // interval is exported as in production), and repair what they just changed.
+        reconcile_interval: Duration::from_secs(3600),
         reconcile_grace: Duration::ZERO,
     }
 }

@@ -291,7 +291,11 @@ async fn health_is_serving_and_reflection_lists_only_what_the_port_serves() {
     let app = spawn().await;
     testkit::grpc::assert_port_serves(
         app.channel().await,
-        &["nis.v1.CourseService", "nis.v1.CoursePeerService"],
+        &[
+            "nis.v1.CourseService",
+            "nis.v1.CoursePeerService",
+            "nis.v1.RelationService",
+        ],
     )
     .await;
     // The students services are not served here.
