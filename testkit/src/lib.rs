@@ -7,6 +7,7 @@ pub mod contract;
 pub mod grpc;
 pub mod in_process;
 pub mod odd_text;
+pub mod otlp;
 pub mod outbox;
 pub mod process;
 pub mod queue;

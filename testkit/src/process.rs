@@ -212,3 +212,98 @@ pub fn assert_reconcile_fails_without_its_peer(
     assert_eq!(usage.status.code(), Some(2), "a usage error");
     assert!(String::from_utf8_lossy(&usage.stderr).contains("--dry-run"));
 }
+
+/// Starts `binary` with `env`, JSON logs and its traces sent to a collector in this test
+/// (`OTEL_EXPORTER_OTLP_ENDPOINT`); sends one list request of `kind` carrying a W3C
+/// `traceparent`; expects the collector to receive the HTTP server span of that request in the
+/// caller's trace, as a child of the caller's span, from service `kind`, and the request's log
+/// line to name the trace; then stops it with SIGTERM (spans still batched are exported).
+pub async fn assert_traces_continue_the_callers_and_logs_name_them(
+    binary: &str,
+    env: &[(String, String)],
+    kind: &str,
+) {
+    let collector = super::otlp::Collector::start().await;
+    let http_port = free_port();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env("HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+        .env("GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
+        .env("LOG_FORMAT", "json")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn the binary");
+    let stdout = child.stdout.take().expect("stdout");
+    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{http_port}");
+    super::wait_for("the service ready", Duration::from_secs(30), || {
+        let request = client.get(format!("{base}/readyz")).send();
+        async move { request.await.ok().filter(|r| r.status() == 200) }
+    })
+    .await;
+
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller = "00f067aa0ba902b7";
+    let response = client
+        .get(format!("{base}/api/{kind}"))
+        .header("traceparent", format!("00-{trace}-{caller}-01"))
+        .header("x-request-id", "trace-me-7")
+        .send()
+        .await
+        .expect("GET");
+    assert_eq!(response.status(), 200);
+
+    let route = format!("GET /api/{kind}");
+    let span = collector
+        .wait_for("the HTTP server span in the caller's trace", |s| {
+            s.trace_id == trace && s.name == route
+        })
+        .await;
+    assert_eq!(span.parent_span_id, caller, "a child of the caller's span");
+    assert_eq!(span.service, kind, "service.name");
+    assert_eq!(span.kind, 2, "kind server");
+    assert_eq!(span.attribute("http.request.method"), Some("GET"));
+    assert_eq!(
+        span.attribute("http.route"),
+        Some(format!("/api/{kind}").as_str())
+    );
+    assert_eq!(span.attribute("http.response.status_code"), Some("200"));
+
+    let line = (0..500)
+        .find_map(|_| {
+            let line = lines_rx.recv_timeout(Duration::from_secs(10)).ok()?;
+            let json: Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            (json["fields"]["request_id"] == "trace-me-7").then_some(json)
+        })
+        .expect("the request's log line");
+    assert_eq!(
+        line["span"]["trace_id"], trace,
+        "the log line names the trace: {line}"
+    );
+    assert_eq!(
+        line["span"]["span_id"],
+        span.span_id.as_str(),
+        "and the span: {line}"
+    );
+
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    let status = tokio::task::spawn_blocking(move || child.wait())
+        .await
+        .expect("join")
+        .expect("wait");
+    assert!(status.success(), "exit status after SIGTERM: {status}");
+}

@@ -30,3 +30,5 @@ pub const RECONCILE_LAST_SUCCESS: &str = "nis_reconcile_last_success_timestamp_s
 pub const RECONCILE_INTERVAL: &str = "nis_reconcile_interval_seconds";
 /// Messages in the dead letters of this service, as the last reconciliation run counted them.
 pub const DEAD_LETTERS: &str = "nis_dead_letters";
+/// Spans whose export to the OpenTelemetry collector failed (docs/behaviour.md §7, "Traces").
+pub const TRACE_SPANS_DROPPED_TOTAL: &str = "nis_trace_spans_dropped_total";

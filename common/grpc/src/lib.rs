@@ -37,6 +37,35 @@ pub fn status(error: Error) -> Status {
     }
 }
 
+/// The span of an incoming gRPC call when traces are on (docs/behaviour.md §7, "Traces"): the
+/// RPC server span of the OpenTelemetry semantic conventions, continuing the caller's W3C
+/// trace context from the metadata. For `tonic::transport::Server::trace_fn`.
+pub fn server_span(request: &tonic::codegen::http::Request<()>) -> tracing::Span {
+    if !nis_runtime::traces::enabled() {
+        return tracing::Span::none();
+    }
+    let path = request.uri().path().trim_start_matches('/');
+    let (service, method) = path.split_once('/').unwrap_or((path, ""));
+    let span = tracing::info_span!(
+        "grpc",
+        otel.name = %path,
+        otel.kind = "server",
+        rpc.system = "grpc",
+        rpc.service = %service,
+        rpc.method = %method,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    nis_runtime::traces::continue_trace(&span, |name| {
+        request
+            .headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
+    });
+    span
+}
+
 /// The service context of a gRPC request (request id from `x-request-id` metadata, or new).
 pub fn context<T>(request: &Request<T>) -> Context {
     let id = request_id::sanitize(

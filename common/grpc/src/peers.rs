@@ -81,11 +81,18 @@ impl Replicas {
     }
 }
 
-/// A request carrying the caller's request id, so both services log the same one.
+/// A request carrying the caller's request id, so both services log the same one, and the
+/// trace context, so that the call is part of the caller's trace.
 pub(crate) fn request<T>(ctx: &Context, message: T) -> Request<T> {
     let mut request = Request::new(message);
     if let Ok(value) = ctx.request_id.parse() {
         request.metadata_mut().insert(request_id::HEADER, value);
+    }
+    // The trace continues on the other service (none when traces are off).
+    for (name, value) in nis_runtime::traces::current_context_headers() {
+        if let Ok(value) = value.parse() {
+            request.metadata_mut().insert(name, value);
+        }
     }
     request
 }

@@ -8,7 +8,7 @@ use nis_core::metric_names::{
     CACHE_LOOKUPS_TOTAL, DEAD_LETTERS, EVENTS_CONSUMED_TOTAL, EVENTS_PUBLISHED_TOTAL,
     LINK_PROPAGATION, OUTBOX_PENDING, RECONCILE_DURATION, RECONCILE_INTERVAL,
     RECONCILE_LAST_SUCCESS, RECONCILE_REPAIRED_TOTAL, RECONCILE_RUNS_TOTAL, REQUEST_DURATION,
-    REQUESTS_TOTAL,
+    REQUESTS_TOTAL, TRACE_SPANS_DROPPED_TOTAL,
 };
 use tracing_subscriber::{EnvFilter, fmt, prelude::*};
 
@@ -71,6 +71,16 @@ impl std::io::Write for Batches {
 #[must_use = "dropping it stops the log writer"]
 pub struct LogGuard {
     _writer: Option<tracing_appender::non_blocking::WorkerGuard>,
+    traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for LogGuard {
+    fn drop(&mut self) {
+        // Exports the spans still batched, within the exporter's timeout.
+        if let Some(traces) = self.traces.take() {
+            let _ = traces.shutdown();
+        }
+    }
 }
 
 impl LogGuard {
@@ -89,9 +99,48 @@ impl LogGuard {
 /// collector gets plain text. A second call in the same process is a no-op, which keeps
 /// tests simple.
 pub fn init_tracing(format: LogFormat) -> LogGuard {
+    install(format, None)
+}
+
+/// [`init_tracing`], and spans exported as OpenTelemetry traces when the environment names a
+/// collector ([`crate::traces`]; `program` is the default service name). Must run on a Tokio
+/// runtime, which the exporter's batches use.
+pub fn init_tracing_and_traces(format: LogFormat, program: &str) -> LogGuard {
+    let (settings, problems) = crate::traces::TraceSettings::from_env(program);
+    let guard = init_tracing_with_traces(format, &settings);
+    for problem in problems {
+        tracing::warn!("traces: {problem}");
+    }
+    guard
+}
+
+/// [`init_tracing`], and spans exported as `settings` say (tests give them explicitly).
+pub fn init_tracing_with_traces(
+    format: LogFormat,
+    settings: &crate::traces::TraceSettings,
+) -> LogGuard {
+    let (provider, failed) = match crate::traces::provider(settings) {
+        Ok(provider) => (provider, None),
+        Err(e) => (None, Some(e)),
+    };
+    let guard = install(format, provider);
+    if let Some(e) = failed {
+        tracing::warn!(error = %e, "traces: no exporter; spans are not exported");
+    } else if let Some(endpoint) = &settings.endpoint {
+        tracing::info!(%endpoint, service = %settings.service_name, sampler = ?settings.sampler, "traces: exporting spans");
+    }
+    guard
+}
+
+fn install(
+    format: LogFormat,
+    traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+) -> LogGuard {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let (writer, guard) = tracing_appender::non_blocking(Batches::default());
-    let registry = tracing_subscriber::registry().with(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(traces.as_ref().map(crate::traces::layer));
     let result = match format {
         LogFormat::Json => registry
             .with(
@@ -111,8 +160,15 @@ pub fn init_tracing(format: LogFormat) -> LogGuard {
             .try_init(),
     };
     // Already installed (tests start several apps in one process): keep the first.
-    LogGuard {
-        _writer: result.ok().map(|()| guard),
+    match result {
+        Ok(()) => LogGuard {
+            _writer: Some(guard),
+            traces,
+        },
+        Err(_) => LogGuard {
+            _writer: None,
+            traces: None,
+        },
     }
 }
 
@@ -197,6 +253,10 @@ fn describe_metrics() {
     metrics::describe_gauge!(
         RECONCILE_INTERVAL,
         "RECONCILE_INTERVAL_SECS (0: periodic runs off)"
+    );
+    metrics::describe_counter!(
+        TRACE_SPANS_DROPPED_TOTAL,
+        "Spans whose export to the OpenTelemetry collector failed"
     );
     metrics::describe_gauge!(
         DEAD_LETTERS,

@@ -61,7 +61,7 @@ fn configured<C>(
 ) -> Result<(C, LogGuard), ExitCode> {
     match config {
         Ok(config) => {
-            let logs = telemetry::init_tracing(log_format(&config));
+            let logs = telemetry::init_tracing_and_traces(log_format(&config), program);
             Ok((config, logs))
         }
         Err(e) => {

@@ -325,8 +325,13 @@ pub async fn serve(
     let listed = [served, &[tonic_health::pb::health_server::SERVICE_NAME]].concat();
     let reflection =
         nis_grpc::reflection(&listed).map_err(|e| StartError::setup("gRPC reflection", e))?;
-    let router = tonic::transport::Server::builder()
-        .timeout(settings.store_timeout * 2)
+    let builder = tonic::transport::Server::builder().timeout(settings.store_timeout * 2);
+    let mut builder = if nis_runtime::traces::enabled() {
+        builder.trace_fn(nis_grpc::server_span)
+    } else {
+        builder
+    };
+    let router = builder
         .add_routes(grpc.routes)
         .add_service(health_service)
         .add_service(reflection);

@@ -13,3 +13,4 @@ mod monitoring;
 mod reconcile;
 mod replicas;
 mod sync;
+mod traces;

@@ -43,6 +43,25 @@ async fn healthcheck_passes_json_logs_carry_the_request_id_and_sigterm_exits_cle
 }
 
 #[tokio::test]
+async fn requests_continue_the_callers_trace_and_their_log_lines_name_it() {
+    let database = testkit::stores::create_postgres_database("students_test").await;
+    let prefix = testkit::unique_name("t");
+    testkit::queue::create_streams(&prefix).await;
+    let env = vec![
+        (
+            "DATABASE_URL".to_owned(),
+            format!("{}/{database}", testkit::postgres_url()),
+        ),
+        ("REDIS_URL".to_owned(), testkit::redis_url()),
+        ("NIS_PREFIX".to_owned(), prefix.clone()),
+        ("NATS_URL".to_owned(), testkit::nats_url()),
+    ];
+    process::assert_traces_continue_the_callers_and_logs_name_them(BINARY, &env, "students").await;
+    testkit::queue::delete_streams(&prefix).await;
+    testkit::stores::drop_postgres_database(database).await;
+}
+
+#[tokio::test]
 async fn migrate_applies_the_migrations_and_exits() {
     use sqlx::Connection as _;
     let database = testkit::stores::create_postgres_database("students_test").await;
