@@ -29,6 +29,7 @@ async fn record<E: Entity, S: EntityStore<E>>(store: &S, n: usize) -> Vec<String
             subject: "claims.test".into(),
             payload: format!("{{\"n\":{i}}}").into_bytes(),
             request_id: "claims".into(),
+            trace_context: None,
         })
         .collect();
     let ids = outbox.iter().map(|e| e.id.clone()).collect();

@@ -168,9 +168,7 @@ impl<S> Core<S> {
         let entity = entity.to_string();
         changes
             .iter()
-            .map(|change| {
-                OutboxEntry::link_change(&self.subject, E::KIND, &entity, change, &ctx.request_id)
-            })
+            .map(|change| OutboxEntry::link_change(&self.subject, E::KIND, &entity, change, ctx))
             .collect()
     }
 

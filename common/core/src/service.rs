@@ -47,6 +47,9 @@ pub struct Context {
     pub request_id: String,
     /// The inbound adapter.
     pub transport: Transport,
+    /// The W3C `traceparent` of the span the call runs in, when traces are on: recorded with
+    /// the outbox entries a write makes, so the trace goes on where they are applied.
+    pub trace_context: Option<String>,
 }
 
 impl Context {
@@ -55,7 +58,15 @@ impl Context {
         Self {
             request_id: request_id.into(),
             transport,
+            trace_context: None,
         }
+    }
+
+    /// This context, in the trace whose `traceparent` is `trace_context`.
+    #[must_use]
+    pub fn with_trace_context(mut self, trace_context: Option<String>) -> Self {
+        self.trace_context = trace_context;
+        self
     }
 }
 

@@ -74,7 +74,7 @@ pub fn context<T>(request: &Request<T>) -> Context {
             .get(request_id::HEADER)
             .and_then(|v| v.to_str().ok()),
     );
-    Context::new(Transport::Grpc, id)
+    Context::new(Transport::Grpc, id).with_trace_context(nis_runtime::traces::current_traceparent())
 }
 
 /// The gRPC server reflection service of a port that serves `services` (fully qualified names,

@@ -87,5 +87,5 @@ pub fn context(req: &HttpRequest) -> Context {
         .extensions()
         .get::<RequestId>()
         .map_or_else(|| sanitize(None), |r| r.0.clone());
-    Context::new(Transport::Http, id)
+    Context::new(Transport::Http, id).with_trace_context(nis_runtime::traces::current_traceparent())
 }

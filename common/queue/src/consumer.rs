@@ -8,6 +8,7 @@ use std::time::Duration;
 use async_nats::jetstream::{self, AckKind, consumer::pull};
 use futures::StreamExt as _;
 use tokio::sync::watch;
+use tracing::Instrument as _;
 
 use nis_core::{
     Context, Entity, EntityService, Error, IncomingLink, Transport,
@@ -81,7 +82,9 @@ pub async fn run<E: Entity, S: EntityService<E>>(
             async move {
                 match message {
                     Ok(message) => {
+                        let span = process_span(&message);
                         handle::<E, S>(&jetstream, &service, &dead_subject, max_deliver, message)
+                            .instrument(span)
                             .await
                     }
                     Err(e) => tracing::warn!(error = %e, "receiving link changes failed"),
@@ -98,6 +101,26 @@ pub async fn run<E: Entity, S: EntityService<E>>(
 fn count(service: &'static str, subject: &str, outcome: &'static str) {
     metrics::counter!(EVENTS_CONSUMED_TOTAL, "service" => service, "subject" => subject.to_owned(), "outcome" => outcome)
         .increment(1);
+}
+
+/// The span of applying one message when traces are on: a consumer span in the trace of the
+/// publish that sent it (from its `traceparent` header), so the apply on this side is part of
+/// the request that made the change on the other.
+fn process_span(message: &jetstream::Message) -> tracing::Span {
+    if !nis_runtime::traces::enabled() {
+        return tracing::Span::none();
+    }
+    let traceparent = message
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("traceparent"))
+        .map(|v| v.as_str().to_owned());
+    nis_runtime::traces::messaging_span(
+        "consumer",
+        "process",
+        message.subject.as_str(),
+        traceparent.as_deref(),
+    )
 }
 
 /// What to do with a message after trying to apply it.
@@ -172,7 +195,8 @@ async fn handle<E: Entity, S: EntityService<E>>(
         .as_ref()
         .and_then(|h| h.get(REQUEST_ID_HEADER))
         .map_or_else(|| event.id.clone(), |v| v.as_str().to_owned());
-    let ctx = Context::new(Transport::Queue, request_id);
+    let ctx = Context::new(Transport::Queue, request_id)
+        .with_trace_context(nis_runtime::traces::current_traceparent());
     let delivered = message.info().map_or(1, |info| info.delivered);
     let applied = service.apply_link(&ctx, change).await;
     match disposition(applied.as_ref().map(|w| w.value), delivered, max_deliver) {

@@ -232,6 +232,40 @@ pub fn current_context_headers() -> Vec<(&'static str, String)> {
         .collect()
 }
 
+/// The W3C `traceparent` of the current span (traces on), to record with what it causes.
+pub fn current_traceparent() -> Option<String> {
+    current_context_headers()
+        .into_iter()
+        .find(|(name, _)| *name == "traceparent")
+        .map(|(_, value)| value)
+}
+
+/// A span of kind `kind` (`producer`, `consumer`) for the messaging operation `operation`
+/// (`publish`, `process`) on `subject`, continuing the trace whose `traceparent` is given.
+pub fn messaging_span(
+    kind: &'static str,
+    operation: &'static str,
+    subject: &str,
+    traceparent: Option<&str>,
+) -> tracing::Span {
+    let span = tracing::info_span!(
+        "message",
+        otel.name = %format!("{operation} {subject}"),
+        otel.kind = kind,
+        messaging.system = "nats",
+        messaging.operation.name = operation,
+        messaging.destination.name = %subject,
+        trace_id = tracing::field::Empty,
+        span_id = tracing::field::Empty,
+    );
+    continue_trace(&span, |name| {
+        (name == "traceparent")
+            .then(|| traceparent.map(str::to_owned))
+            .flatten()
+    });
+    span
+}
+
 /// The `tracing` layer that turns spans into OpenTelemetry spans of `provider`.
 pub fn layer<S>(
     provider: &SdkTracerProvider,

@@ -121,6 +121,9 @@ struct OutboxDocument {
     subject: String,
     payload: String,
     request_id: String,
+    /// The W3C `traceparent` of the write that recorded it (traces on).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    trace_context: Option<String>,
     /// The relay that claimed the entry, until `claimed_until` (docs/behaviour.md §5.9).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     claimed_by: Option<String>,
@@ -136,6 +139,7 @@ impl From<OutboxEntry> for OutboxDocument {
             subject: entry.subject,
             payload: String::from_utf8_lossy(&entry.payload).into_owned(),
             request_id: entry.request_id,
+            trace_context: entry.trace_context,
             claimed_by: None,
             claimed_until: None,
         }
@@ -607,6 +611,7 @@ impl Outbox for MongoCourses {
                 subject: d.subject,
                 payload: d.payload.into_bytes(),
                 request_id: d.request_id,
+                trace_context: d.trace_context,
             })
             .collect())
     }

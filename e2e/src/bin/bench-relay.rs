@@ -84,6 +84,7 @@ fn entries(origin: &str, subject: &str, n: usize) -> Vec<OutboxEntry> {
                 subject: subject.to_owned(),
                 payload: event.encode(),
                 request_id: format!("bench-{i}"),
+                trace_context: None,
             }
         })
         .collect()

@@ -99,3 +99,59 @@ async fn with_the_collector_down_requests_succeed_and_the_lost_spans_are_counted
     .await;
     system.stop().await;
 }
+
+#[tokio::test]
+async fn a_link_written_on_students_is_one_trace_through_the_outbox_the_queue_and_courses() {
+    let collector = Collector::start().await;
+    let settings = TraceSettings {
+        endpoint: Some(collector.endpoint()),
+        service_name: "nis-e2e".into(),
+        sampler: SamplerChoice::ParentBasedRatio(1.0),
+    };
+    telemetry::init_tracing_with_traces(LogFormat::Json, &settings).keep_for_the_process();
+    let system = System::start().await;
+    let course = system.course(1, &[]).await;
+
+    let trace = "5b8aa5a2d2c872e8321cf37308d69df2";
+    let caller = "051581bf3cb55c13";
+    let student = serde_json::json!({
+        "name": "traced", "first_name": "Ada", "last_name": "Lovelace", "course_ids": [course]
+    });
+    let created = system
+        .students
+        .client
+        .post(system.students.url("/api/students"))
+        .header("traceparent", format!("00-{trace}-{caller}-01"))
+        .json(&student)
+        .send()
+        .await
+        .expect("POST");
+    assert_eq!(created.status(), 201);
+
+    let http = collector
+        .wait_for("the POST's server span", |s| {
+            s.trace_id == trace && s.name == "POST /api/students"
+        })
+        .await;
+    assert_eq!(http.parent_span_id, caller);
+    let subject = format!("{}.links.students", system.prefix);
+    let publish = collector
+        .wait_for("the relay's publish, in the POST's trace", |s| {
+            s.trace_id == trace && s.name == format!("publish {subject}")
+        })
+        .await;
+    assert_eq!(publish.kind, 4, "a producer span");
+    assert_eq!(publish.parent_span_id, http.span_id, "recorded by the POST");
+    assert_eq!(publish.attribute("messaging.system"), Some("nats"));
+    let process = collector
+        .wait_for("courses' apply, in the same trace", |s| {
+            s.trace_id == trace && s.name == format!("process {subject}")
+        })
+        .await;
+    assert_eq!(process.kind, 5, "a consumer span");
+    assert_eq!(
+        process.parent_span_id, publish.span_id,
+        "a child of the publish"
+    );
+    system.stop().await;
+}

@@ -302,12 +302,14 @@ impl EntityStore<Student> for PostgresStudents {
                 let id = Uuid::parse_str(&entry.id)
                     .map_err(|e| Error::internal_because("outbox entry id", e))?;
                 sqlx::query(
-                    "INSERT INTO outbox (id, subject, payload, request_id) VALUES ($1, $2, $3, $4)",
+                    "INSERT INTO outbox (id, subject, payload, request_id, trace_context) \
+                     VALUES ($1, $2, $3, $4, $5)",
                 )
                 .bind(id)
                 .bind(entry.subject)
                 .bind(entry.payload)
                 .bind(entry.request_id)
+                .bind(entry.trace_context)
                 .execute(&mut *tx)
                 .await
                 .map_err(map_error)?;
@@ -441,6 +443,7 @@ struct OutboxRow {
     subject: String,
     payload: Vec<u8>,
     request_id: String,
+    trace_context: Option<String>,
 }
 
 impl Outbox for PostgresStudents {
@@ -461,7 +464,7 @@ impl Outbox for PostgresStudents {
                      WHERE seq IN (SELECT seq FROM outbox \
                        WHERE claimed_until IS NULL OR claimed_until <= now() OR claimed_by = $1 \
                        ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED) \
-                     RETURNING seq, id, subject, payload, request_id",
+                     RETURNING seq, id, subject, payload, request_id, trace_context",
                 )
                 .bind(relay)
                 .bind(lease.as_secs_f64())
@@ -479,6 +482,7 @@ impl Outbox for PostgresStudents {
                 subject: row.subject,
                 payload: row.payload,
                 request_id: row.request_id,
+                trace_context: row.trace_context,
             })
             .collect())
     }

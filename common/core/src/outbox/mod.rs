@@ -28,6 +28,8 @@ pub struct OutboxEntry {
     pub payload: Vec<u8>,
     /// The request id of the write that recorded it.
     pub request_id: String,
+    /// The W3C `traceparent` of the write that recorded it (traces on).
+    pub trace_context: Option<String>,
 }
 
 impl OutboxEntry {
@@ -37,7 +39,7 @@ impl OutboxEntry {
         origin: &str,
         entity: &str,
         change: &Outgoing,
-        request_id: &str,
+        ctx: &crate::service::Context,
     ) -> Self {
         let event = LinkEvent {
             v: VERSION,
@@ -52,7 +54,8 @@ impl OutboxEntry {
             id: event.id.clone(),
             subject: subject.to_owned(),
             payload: event.encode(),
-            request_id: request_id.to_owned(),
+            request_id: ctx.request_id.clone(),
+            trace_context: ctx.trace_context.clone(),
         }
     }
 }
