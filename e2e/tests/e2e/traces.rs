@@ -134,6 +134,13 @@ async fn a_link_written_on_students_is_one_trace_through_the_outbox_the_queue_an
         })
         .await;
     assert_eq!(http.parent_span_id, caller);
+    let use_case = collector
+        .wait_for("the use-case span under it", |s| {
+            s.trace_id == trace && s.name == "students create"
+        })
+        .await;
+    assert_eq!(use_case.parent_span_id, http.span_id);
+    assert_eq!(use_case.attribute("nis.transport"), Some("http"));
     let subject = format!("{}.links.students", system.prefix);
     let publish = collector
         .wait_for("the relay's publish, in the POST's trace", |s| {

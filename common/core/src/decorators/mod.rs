@@ -1,20 +1,27 @@
 //! Cross-cutting behaviour as decorators around [`EntityService`](crate::EntityService), stacked
-//! once in each service's `main` (cache → metrics → logging) so every transport shares them.
+//! once in each service's `main` (cache → use-case span → metrics → logging) so every
+//! transport shares them.
 
 mod around;
 mod caching;
 mod logging;
 mod metrics;
+mod spans;
 
 pub use around::{Around, Aspect};
 pub use caching::Cached;
 pub use logging::{Logged, Logging};
 pub use metrics::{Metered, Metrics};
+pub use spans::{Spanned, Spans};
 
-/// The stack every service runs: logging around metrics around caching around the core.
-pub type Stack<S, C> = Logged<Metered<Cached<S, C>>>;
+/// The stack every service runs: logging around metrics around the use-case span around
+/// caching around the core.
+pub type Stack<S, C> = Logged<Metered<Spanned<Cached<S, C>>>>;
 
 /// Wraps `core` in the standard decorator stack.
 pub fn stack<S, C>(core: S, cache: C) -> Stack<S, C> {
-    Around::new(Around::new(Cached::new(core, cache), Metrics), Logging)
+    Around::new(
+        Around::new(Around::new(Cached::new(core, cache), Spans), Metrics),
+        Logging,
+    )
 }
