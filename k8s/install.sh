@@ -12,7 +12,7 @@
 #               needs no cluster.
 #
 # Steps:
-#   1. preflight (kubectl, helm, the context)     6. Prometheus, Loki, Alloy, Grafana
+#   1. preflight (kubectl, helm, the context)     6. Prometheus, Loki, Tempo, Alloy, Grafana
 #   2. Helm repositories                          7. the nis Jobs: initializer, migrations
 #   3. namespaces nis, kong, monitoring           8. the nis services, Ingresses, policies
 #   4. Secrets (random values unless present)     9. how to call the API
@@ -215,6 +215,8 @@ step "Monitoring (files from monitoring/, shared with docker compose)"
 release prometheus monitoring prometheus-community/prometheus "$PROMETHEUS_CHART_VERSION" \
   -f "$tmp/prometheus-monitoring.yaml"
 release loki monitoring grafana/loki "$LOKI_CHART_VERSION"
+# Traces from the services and Kong (OTLP), queried by Grafana.
+release tempo monitoring grafana/tempo "$TEMPO_CHART_VERSION"
 release alloy monitoring grafana/alloy "$ALLOY_CHART_VERSION" \
   --set-file "alloy.configMap.content=$repo_dir/monitoring/alloy/k8s.alloy"
 
@@ -296,4 +298,5 @@ cat <<EOF
     Grafana:    kubectl -n monitoring port-forward svc/grafana 3000:80
                 (user admin, password: kubectl -n monitoring get secret grafana-admin -o jsonpath='{.data.admin-password}' | base64 -d)
     Prometheus: kubectl -n monitoring port-forward svc/prometheus-server 9090:80
+    Traces:     in Grafana, Explore -> Tempo (or a log line's "View trace" link)
 EOF

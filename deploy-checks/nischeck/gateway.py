@@ -13,7 +13,7 @@ from .report import problems
 # Paths that must never be routed through the gateway.
 PRIVATE_PATHS = ("/healthz", "/readyz", "/metrics", "/")
 # The plugins every way in must have (Kong globally; each Ingress by annotation).
-REQUIRED_PLUGINS = ("key-auth", "rate-limiting", "prometheus", "correlation-id")
+REQUIRED_PLUGINS = ("key-auth", "rate-limiting", "prometheus", "correlation-id", "opentelemetry")
 
 
 @dataclass(frozen=True)
@@ -109,8 +109,11 @@ def key_auth_problems(config: dict, where: str) -> list[str]:
 
 
 def plugin_config_problems(kind: str, config: dict, where: str) -> list[str]:
-    """What other files rely on: the services log the request id Kong sets (x-request-id), and
-    the Kong dashboard uses the metric families the prometheus plugin exports only when told."""
+    """What other files rely on: the services log the request id Kong sets (x-request-id), the
+    Kong dashboard uses the metric families the prometheus plugin exports only when told, and
+    the services continue W3C `traceparent` headers only (so traces begin at the gateway)."""
+    if kind == "opentelemetry":
+        return opentelemetry_problems(config, where)
     if kind == "correlation-id" and str(config.get("header_name", "")).lower() != "x-request-id":
         return [f"{where}: correlation-id does not set x-request-id (the header the services log)"]
     if kind == "prometheus":
@@ -120,6 +123,17 @@ def plugin_config_problems(kind: str, config: dict, where: str) -> list[str]:
             if config.get(flag) is not True
         ]
     return []
+
+
+def opentelemetry_problems(config: dict, where: str) -> list[str]:
+    found = []
+    if not str(config.get("traces_endpoint", "")).endswith("/v1/traces"):
+        found.append(f"{where}: opentelemetry traces_endpoint is not an OTLP/HTTP traces URL (.../v1/traces)")
+    propagation = config.get("propagation") or {}
+    for direction in ("extract", "inject"):
+        if "w3c" not in (propagation.get(direction) or []):
+            found.append(f"{where}: opentelemetry propagation.{direction} lacks w3c (the services read only traceparent)")
+    return found
 
 
 def kong_plugin_problems(config: dict) -> list[str]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from . import repo
 from .report import CheckFailed, problems
 
-RELEASES = ["postgresql", "mongodb", "redis", "nats", "kong", "prometheus", "loki", "alloy", "grafana"]
+RELEASES = ["postgresql", "mongodb", "redis", "nats", "kong", "prometheus", "loki", "tempo", "alloy", "grafana"]
 # Calls that change a cluster; a dry run makes none, a second run only idempotent ones.
 CHANGING = ("apply", "create secret", "delete", "label secret", "upgrade --install", "repo add")
 

@@ -4,6 +4,7 @@ import copy
 
 from nischeck import gateway, repo
 
+OTEL = {"traces_endpoint": "http://tempo:4318/v1/traces", "propagation": {"extract": ["w3c"], "inject": ["w3c"], "default_format": "w3c"}}
 API = [repo.Route("GET", "/api/students/{id}", "students"), repo.Route("GET", "/api/courses", "courses")]
 KONG = {
     "services": [
@@ -15,6 +16,7 @@ KONG = {
         {"name": "rate-limiting"},
         {"name": "prometheus", "config": {"status_code_metrics": True, "latency_metrics": True}},
         {"name": "correlation-id", "config": {"header_name": "X-Request-Id"}},
+        {"name": "opentelemetry", "config": OTEL},
     ],
     "consumers": [{"username": "nis", "keyauth_credentials": [{"key": "${KONG_API_KEY}"}]}],
 }
@@ -67,6 +69,17 @@ def test_plugin_settings_other_files_rely_on_are_checked():
     ]
 
 
+def test_a_tracing_plugin_that_breaks_the_trace_is_caught():
+    config = copy.deepcopy(KONG)
+    config["plugins"][4]["config"] = {"traces_endpoint": "http://tempo:4317", "propagation": {"extract": ["w3c", "b3"], "inject": ["b3"]}}
+    assert gateway.kong_plugin_problems(config) == [
+        "kong.yml: opentelemetry traces_endpoint is not an OTLP/HTTP traces URL (.../v1/traces)",
+        "kong.yml: opentelemetry propagation.inject lacks w3c (the services read only traceparent)",
+    ]
+    config["plugins"].pop(4)
+    assert gateway.kong_plugin_problems(config) == ["global plugin opentelemetry is missing"]
+
+
 def test_a_literal_key_in_git_is_caught():
     config = copy.deepcopy(KONG)
     config["consumers"][0]["keyauth_credentials"][0]["key"] = "hunter2hunter2hunter2"
@@ -76,7 +89,7 @@ def test_a_literal_key_in_git_is_caught():
 BACKEND = {"service": {"name": "students", "port": {"name": "http"}}}
 
 
-def ingress_docs(plugins="auth,limit,metrics,ids"):
+def ingress_docs(plugins="auth,limit,metrics,ids,traces"):
     docs = [
         {"kind": "Service", "metadata": {"name": "students"}, "spec": {"ports": [{"name": "http", "port": 8020}]}},
         {
@@ -89,11 +102,13 @@ def ingress_docs(plugins="auth,limit,metrics,ids"):
         },
         {"kind": "KongConsumer", "metadata": {"name": "nis"}, "username": "nis", "credentials": ["nis-client-key"]},
     ]
-    for name, kind in (("auth", "key-auth"), ("limit", "rate-limiting"), ("metrics", "prometheus"), ("ids", "correlation-id")):
+    kinds = (("auth", "key-auth"), ("limit", "rate-limiting"), ("metrics", "prometheus"), ("ids", "correlation-id"), ("traces", "opentelemetry"))
+    for name, kind in kinds:
         config = {
             "key-auth": {"key_names": ["apikey", "x-api-key"], "key_in_query": False},
             "prometheus": {"status_code_metrics": True, "latency_metrics": True},
             "correlation-id": {"header_name": "x-request-id"},
+            "opentelemetry": OTEL,
         }.get(kind, {})
         docs.append({"kind": "KongPlugin", "metadata": {"name": name}, "plugin": kind, "config": config})
     return docs
@@ -110,7 +125,7 @@ def test_ingress_paths_follow_kubernetes_prefix_rules():
 
 def test_an_ingress_without_key_auth_or_an_unlabelled_credential_is_caught():
     assert gateway.ingress_plugin_problems(ingress_docs(), [SECRET]) == []
-    found = gateway.ingress_plugin_problems(ingress_docs("limit,metrics,ids"), [SECRET])
+    found = gateway.ingress_plugin_problems(ingress_docs("limit,metrics,ids,traces"), [SECRET])
     assert found == ["Ingress/students: no key-auth plugin"]
     unlabelled = {"metadata": {"name": "nis-client-key"}, "stringData": {"key": "<k>"}}
     assert any("konghq.com/credential=key-auth" in p for p in gateway.ingress_plugin_problems(ingress_docs(), [unlabelled]))
