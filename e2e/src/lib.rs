@@ -179,24 +179,37 @@ impl System {
 
     /// Runs reconciliation once from the students side, as `students reconcile` does.
     pub async fn reconcile_from_students(&self, dry_run: bool) -> Reconciled {
-        let config = &self.students_config;
-        let store = students::app::prepare_store(config)
-            .await
-            .expect("students' store");
-        nis_server::reconcile::<students::domain::Student, _>(&config.service, store, dry_run)
+        self.try_reconcile_from_students(dry_run)
             .await
             .expect("the run succeeds")
     }
 
     /// Runs reconciliation once from the courses side, as `courses reconcile` does.
     pub async fn reconcile_from_courses(&self, dry_run: bool) -> Reconciled {
-        let config = &self.courses_config;
-        let store = courses::app::prepare_store(config)
-            .await
-            .expect("courses' store");
-        nis_server::reconcile::<courses::domain::Course, _>(&config.service, store, dry_run)
+        self.try_reconcile_from_courses(dry_run)
             .await
             .expect("the run succeeds")
+    }
+
+    /// [`reconcile_from_students`](Self::reconcile_from_students), which may fail (a run
+    /// racing heavy writes can lose its conditional commits for too long, as a write can).
+    pub async fn try_reconcile_from_students(
+        &self,
+        dry_run: bool,
+    ) -> Result<Reconciled, nis_runtime::lifecycle::StartError> {
+        let config = &self.students_config;
+        let store = students::app::prepare_store(config).await?;
+        nis_server::reconcile::<students::domain::Student, _>(&config.service, store, dry_run).await
+    }
+
+    /// [`reconcile_from_courses`](Self::reconcile_from_courses), which may fail.
+    pub async fn try_reconcile_from_courses(
+        &self,
+        dry_run: bool,
+    ) -> Result<Reconciled, nis_runtime::lifecycle::StartError> {
+        let config = &self.courses_config;
+        let store = courses::app::prepare_store(config).await?;
+        nis_server::reconcile::<courses::domain::Course, _>(&config.service, store, dry_run).await
     }
 
     /// Stops every replica of both services and removes their stores, keys and streams.

@@ -48,6 +48,79 @@ fn healthcheck(binary: &str, env: &[(String, String)], http_addr: &str) -> bool 
     output.status.success()
 }
 
+/// A service binary started with JSON logs on free ports, its stdout read line by line.
+struct Running {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    base: String,
+    http_port: u16,
+}
+
+impl Running {
+    /// Starts `binary` with `env` and `extra` on free ports and waits until it is ready.
+    async fn start(binary: &str, env: &[(String, String)], extra: &[(&str, String)]) -> Self {
+        let http_port = free_port();
+        let mut child = Command::new(binary)
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .env("HTTP_ADDR", format!("127.0.0.1:{http_port}"))
+            .env("GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
+            .env("LOG_FORMAT", "json")
+            .envs(extra.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn the binary");
+        let stdout = child.stdout.take().expect("stdout");
+        let (lines_tx, lines) = std::sync::mpsc::channel::<String>();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = lines_tx.send(line);
+            }
+        });
+        let base = format!("http://127.0.0.1:{http_port}");
+        let client = reqwest::Client::new();
+        super::wait_for("the service ready", Duration::from_secs(30), || {
+            let request = client.get(format!("{base}/readyz")).send();
+            async move { request.await.ok().filter(|r| r.status() == 200) }
+        })
+        .await;
+        Self {
+            child,
+            lines,
+            base,
+            http_port,
+        }
+    }
+
+    /// The first JSON log line whose `fields.request_id` is `id`.
+    fn log_line_of(&self, id: &str) -> Value {
+        (0..500)
+            .find_map(|_| {
+                let line = self.lines.recv_timeout(Duration::from_secs(10)).ok()?;
+                let json: Value =
+                    serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+                (json["fields"]["request_id"] == id).then_some(json)
+            })
+            .unwrap_or_else(|| panic!("no JSON log line with the request id {id}"))
+    }
+
+    /// SIGTERM, then expects exit 0.
+    async fn stop(self) {
+        let killed = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(killed.success());
+        let mut child = self.child;
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .expect("join")
+            .expect("wait");
+        assert!(status.success(), "exit status after SIGTERM: {status}");
+    }
+}
+
 /// Starts `binary` with `env` plus JSON logs and free ports, waits until ready, checks that
 /// `<binary> healthcheck` says healthy (and unhealthy for a port nothing listens on), makes one
 /// list request of `kind` with a known request id, finds that id in a JSON log line, then sends
@@ -57,32 +130,8 @@ pub async fn assert_healthcheck_json_logs_and_graceful_stop(
     env: &[(String, String)],
     kind: &str,
 ) {
-    let http_port = free_port();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .env("GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("LOG_FORMAT", "json")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the binary");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{http_port}");
-    super::wait_for("the service ready", Duration::from_secs(30), || {
-        let request = client.get(format!("{base}/readyz")).send();
-        async move { request.await.ok().filter(|r| r.status() == 200) }
-    })
-    .await;
+    let service = Running::start(binary, env, &[]).await;
+    let http_port = service.http_port;
     // The way compose calls it: the container's own environment, a wildcard listen address.
     assert!(
         healthcheck(binary, env, &format!("0.0.0.0:{http_port}")),
@@ -93,35 +142,17 @@ pub async fn assert_healthcheck_json_logs_and_graceful_stop(
         "`{binary} healthcheck` succeeded with nothing listening"
     );
 
-    let response = client
-        .get(format!("{base}/api/{kind}"))
+    let response = reqwest::Client::new()
+        .get(format!("{}/api/{kind}", service.base))
         .header("x-request-id", "log-me-42")
         .send()
         .await
         .expect("GET");
     assert_eq!(response.status(), 200);
-
-    let line = (0..500)
-        .find_map(|_| {
-            let line = lines_rx.recv_timeout(Duration::from_secs(10)).ok()?;
-            let json: Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-            (json["fields"]["request_id"] == "log-me-42").then_some(json)
-        })
-        .expect("a JSON log line with the request id");
+    let line = service.log_line_of("log-me-42");
     assert_eq!(line["fields"]["operation"], "list");
     assert_eq!(line["fields"]["transport"], "http");
-
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert!(status.success(), "exit status after SIGTERM: {status}");
+    service.stop().await;
 }
 
 /// The path of binary `name` of this workspace, next to the running test (`target/<profile>/`).
@@ -224,32 +255,14 @@ pub async fn assert_traces_continue_the_callers_and_logs_name_them(
     kind: &str,
 ) {
     let collector = super::otlp::Collector::start().await;
-    let http_port = free_port();
-    let mut child = Command::new(binary)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .env("HTTP_ADDR", format!("127.0.0.1:{http_port}"))
-        .env("GRPC_ADDR", format!("127.0.0.1:{}", free_port()))
-        .env("LOG_FORMAT", "json")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("spawn the binary");
-    let stdout = child.stdout.take().expect("stdout");
-    let (lines_tx, lines_rx) = std::sync::mpsc::channel::<String>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{http_port}");
-    super::wait_for("the service ready", Duration::from_secs(30), || {
-        let request = client.get(format!("{base}/readyz")).send();
-        async move { request.await.ok().filter(|r| r.status() == 200) }
-    })
+    let service = Running::start(
+        binary,
+        env,
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", collector.endpoint())],
+    )
     .await;
+    let client = reqwest::Client::new();
+    let base = &service.base;
 
     let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
     let caller = "00f067aa0ba902b7";
@@ -278,14 +291,7 @@ pub async fn assert_traces_continue_the_callers_and_logs_name_them(
     );
     assert_eq!(span.attribute("http.response.status_code"), Some("200"));
 
-    let line = (0..500)
-        .find_map(|_| {
-            let line = lines_rx.recv_timeout(Duration::from_secs(10)).ok()?;
-            let json: Value =
-                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-            (json["fields"]["request_id"] == "trace-me-7").then_some(json)
-        })
-        .expect("the request's log line");
+    let line = service.log_line_of("trace-me-7");
     assert_eq!(
         line["span"]["trace_id"], trace,
         "the log line names the trace: {line}"
@@ -296,14 +302,5 @@ pub async fn assert_traces_continue_the_callers_and_logs_name_them(
         "and the span: {line}"
     );
 
-    let killed = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
-    let status = tokio::task::spawn_blocking(move || child.wait())
-        .await
-        .expect("join")
-        .expect("wait");
-    assert!(status.success(), "exit status after SIGTERM: {status}");
+    service.stop().await;
 }

@@ -61,6 +61,51 @@ async fn messages_in(js: &jetstream::Context, name: &str) -> u64 {
     stream.info().await.expect("stream info").state.messages
 }
 
+/// Removes `service`'s durable consumer: the changes published to it stay in the stream,
+/// unread, until the initializer makes the consumer again.
+async fn stop_reading(js: &jetstream::Context, topology: &Topology, service: &str) {
+    let (stream_name, _) = topology.consumer(service);
+    js.get_stream(&stream_name)
+        .await
+        .expect("stream")
+        .delete_consumer(service)
+        .await
+        .expect("delete the consumer");
+}
+
+/// Waits until the stream `name` holds at least `n` messages (the relay published them).
+async fn published(js: &jetstream::Context, name: &str, n: u64) {
+    testkit::wait_for(
+        &format!("the relay published {n} changes"),
+        Duration::from_secs(30),
+        || async move { (messages_in(js, name).await >= n).then_some(()) },
+    )
+    .await;
+}
+
+/// Purges the stream `name` through the JetStream API, then lets the initializer restore the
+/// consumers.
+async fn purge(js: &jetstream::Context, name: &str, prefix: &str) {
+    js.get_stream(name)
+        .await
+        .expect("stream")
+        .purge()
+        .await
+        .expect("purge the links stream");
+    testkit::queue::create_streams(prefix).await;
+}
+
+/// One-link PUT `path` on `service`: 204.
+async fn link(service: &testkit::TestService, path: String) {
+    let linked = service
+        .client
+        .put(service.url(&path))
+        .send()
+        .await
+        .expect("PUT");
+    assert_eq!(linked.status(), 204, "PUT {path}");
+}
+
 #[tokio::test]
 async fn after_the_links_stream_is_purged_one_run_repairs_every_pair_and_a_second_repairs_none() {
     let system = System::start().await;
@@ -73,12 +118,7 @@ async fn after_the_links_stream_is_purged_one_run_repairs_every_pair_and_a_secon
 
     // Courses stops reading students' changes, so all of them are still in the stream when it
     // is purged: 1,000 link changes in flight.
-    js.get_stream(&stream_name)
-        .await
-        .expect("stream")
-        .delete_consumer("courses")
-        .await
-        .expect("delete courses' consumer");
+    stop_reading(&js, &topology, "courses").await;
     let writes: Vec<(String, String)> = students
         .iter()
         .enumerate()
@@ -91,31 +131,11 @@ async fn after_the_links_stream_is_purged_one_run_repairs_every_pair_and_a_secon
     assert_eq!(writes.len(), 1_000);
     stream::iter(&writes)
         .for_each_concurrent(16, |(s, c)| {
-            let students = &system.students;
-            async move {
-                let url = students.url(&format!("/api/students/{s}/courses/{c}"));
-                let response = students.client.put(url).send().await.expect("PUT");
-                assert_eq!(response.status(), 204, "link {s} to {c}");
-            }
+            link(&system.students, format!("/api/students/{s}/courses/{c}"))
         })
         .await;
-    testkit::wait_for(
-        "the relay published all 1,000 changes",
-        Duration::from_secs(30),
-        || {
-            let js = js.clone();
-            let name = stream_name.clone();
-            async move { (messages_in(&js, &name).await >= 1_000).then_some(()) }
-        },
-    )
-    .await;
-    js.get_stream(&stream_name)
-        .await
-        .expect("stream")
-        .purge()
-        .await
-        .expect("purge the links stream");
-    testkit::queue::create_streams(&system.prefix).await;
+    published(&js, &stream_name, 1_000).await;
+    purge(&js, &stream_name, &system.prefix).await;
 
     let (students_see, courses_see) = pairs_seen_by(&system).await;
     let expected: BTreeSet<(String, String)> = writes.iter().cloned().collect();
@@ -258,29 +278,15 @@ async fn changes_lost_with_a_stream_the_initializer_recreated_are_repaired() {
 
     // Students stops reading, courses links the student to each course, the stream with the
     // three changes is deleted and the initializer makes it again, empty, while both run.
-    js.get_stream(&stream_name)
-        .await
-        .expect("stream")
-        .delete_consumer("students")
-        .await
-        .expect("delete the consumer");
+    stop_reading(&js, &topology, "students").await;
     for course in &courses {
-        let url = system
-            .courses
-            .url(&format!("/api/courses/{course}/students/{student}"));
-        let linked = system.courses.client.put(url).send().await.expect("PUT");
-        assert_eq!(linked.status(), 204);
+        link(
+            &system.courses,
+            format!("/api/courses/{course}/students/{student}"),
+        )
+        .await;
     }
-    testkit::wait_for(
-        "the relay published the changes",
-        Duration::from_secs(30),
-        || {
-            let js = js.clone();
-            let name = stream_name.clone();
-            async move { (messages_in(&js, &name).await >= 3).then_some(()) }
-        },
-    )
-    .await;
+    published(&js, &stream_name, 3).await;
     js.delete_stream(&stream_name)
         .await
         .expect("delete the stream");
@@ -325,36 +331,12 @@ async fn runs_of_two_replicas_at_once_during_writes_converge_and_undo_no_acknowl
         .collect();
 
     // First some changes the queue loses: 100 links of students that courses never hears of.
-    js.get_stream(&stream_name)
-        .await
-        .expect("stream")
-        .delete_consumer("courses")
-        .await
-        .expect("delete the consumer");
+    stop_reading(&js, &topology, "courses").await;
     for (s, c) in pairs.iter().step_by(2) {
-        let url = system
-            .students
-            .url(&format!("/api/students/{s}/courses/{c}"));
-        let linked = system.students.client.put(url).send().await.expect("PUT");
-        assert_eq!(linked.status(), 204);
+        link(&system.students, format!("/api/students/{s}/courses/{c}")).await;
     }
-    testkit::wait_for(
-        "the relay published the changes",
-        Duration::from_secs(30),
-        || {
-            let js = js.clone();
-            let name = stream_name.clone();
-            async move { (messages_in(&js, &name).await >= 100).then_some(()) }
-        },
-    )
-    .await;
-    js.get_stream(&stream_name)
-        .await
-        .expect("stream")
-        .purge()
-        .await
-        .expect("purge");
-    testkit::queue::create_streams(&system.prefix).await;
+    published(&js, &stream_name, 100).await;
+    purge(&js, &stream_name, &system.prefix).await;
     let before = system.clocks().await;
 
     // Then, at once: writes on both sides through both replicas (each pair written by one
@@ -389,22 +371,26 @@ async fn runs_of_two_replicas_at_once_during_writes_converge_and_undo_no_acknowl
     });
     let (written, first, second, third) = tokio::join!(
         futures::future::join_all(writers),
-        system.reconcile_from_students(false),
-        system.reconcile_from_students(false),
-        system.reconcile_from_courses(false),
+        system.try_reconcile_from_students(false),
+        system.try_reconcile_from_students(false),
+        system.try_reconcile_from_courses(false),
     );
-    let repaired: u64 = [&first, &second, &third]
-        .iter()
-        .map(|r| r.report.repaired_here + r.report.repaired_peer)
-        .sum();
-    assert!(
-        repaired >= 1,
-        "the runs found the lost changes: {first:?} {second:?} {third:?}"
-    );
+    // A run racing these writes may lose its conditional commits for too long and fail, as a
+    // write may; what matters is that whatever ran undid nothing.
+    let runs: Vec<_> = [first, second, third].into_iter().flatten().collect();
+    assert!(!runs.is_empty(), "every concurrent run failed");
 
     // Once the queue has delivered the writes' changes and a last run has made up for what
     // the runs could not see yet, every acknowledged write stands on both sides.
     let settled = system.reconcile_from_courses(false).await.report;
+    // The 52 lost links no write touched afterwards were repaired by one run or another.
+    let repaired: u64 = runs
+        .iter()
+        .map(|r| &r.report)
+        .chain([&settled])
+        .map(|r| r.repaired_here + r.repaired_peer)
+        .sum();
+    assert!(repaired >= 52, "{repaired} repairs: {runs:?} {settled:?}");
     let acknowledged: Vec<((String, String), bool)> = written.into_iter().flatten().collect();
     system
         .eventually("the sides agree", || async { system.converged().await })

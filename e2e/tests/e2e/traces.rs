@@ -10,16 +10,21 @@ use nis_runtime::{
 };
 use testkit::otlp::Collector;
 
-#[tokio::test]
-async fn a_cross_query_is_one_trace_from_the_callers_span_through_both_services() {
-    let collector = Collector::start().await;
+/// Both services, in this process whose spans go to `endpoint`, every trace kept.
+async fn traced_system(endpoint: String) -> System {
     let settings = TraceSettings {
-        endpoint: Some(collector.endpoint()),
+        endpoint: Some(endpoint),
         service_name: "nis-e2e".into(),
         sampler: SamplerChoice::ParentBasedRatio(1.0),
     };
     telemetry::init_tracing_with_traces(LogFormat::Json, &settings).keep_for_the_process();
-    let system = System::start().await;
+    System::start().await
+}
+
+#[tokio::test]
+async fn a_cross_query_is_one_trace_from_the_callers_span_through_both_services() {
+    let collector = Collector::start().await;
+    let system = traced_system(collector.endpoint()).await;
     let student = system.student(1, &[]).await;
 
     let trace = "0af7651916cd43dd8448eb211c80319c";
@@ -69,13 +74,7 @@ async fn a_cross_query_is_one_trace_from_the_callers_span_through_both_services(
 #[tokio::test]
 async fn with_the_collector_down_requests_succeed_and_the_lost_spans_are_counted() {
     let closed = format!("http://127.0.0.1:{}", testkit::process::free_port());
-    let settings = TraceSettings {
-        endpoint: Some(closed),
-        service_name: "nis-e2e".into(),
-        sampler: SamplerChoice::ParentBasedRatio(1.0),
-    };
-    telemetry::init_tracing_with_traces(LogFormat::Json, &settings).keep_for_the_process();
-    let system = System::start().await;
+    let system = traced_system(closed).await;
     for n in 0..20 {
         let student = system.student(n, &[]).await;
         let response = system
@@ -103,13 +102,7 @@ async fn with_the_collector_down_requests_succeed_and_the_lost_spans_are_counted
 #[tokio::test]
 async fn a_link_written_on_students_is_one_trace_through_the_outbox_the_queue_and_courses() {
     let collector = Collector::start().await;
-    let settings = TraceSettings {
-        endpoint: Some(collector.endpoint()),
-        service_name: "nis-e2e".into(),
-        sampler: SamplerChoice::ParentBasedRatio(1.0),
-    };
-    telemetry::init_tracing_with_traces(LogFormat::Json, &settings).keep_for_the_process();
-    let system = System::start().await;
+    let system = traced_system(collector.endpoint()).await;
     let course = system.course(1, &[]).await;
 
     let trace = "5b8aa5a2d2c872e8321cf37308d69df2";
