@@ -56,13 +56,8 @@ pub fn server_span(request: &tonic::codegen::http::Request<()>) -> tracing::Span
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
     );
-    nis_runtime::traces::continue_trace(&span, |name| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    nis_runtime::traces::continue_trace(&span, header("traceparent"), header("tracestate"));
     span
 }
 

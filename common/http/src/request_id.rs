@@ -18,8 +18,13 @@ use nis_core::{
     request_id::{HEADER as REQUEST_ID_HEADER, sanitize},
 };
 
+/// What the middleware found out about a request, for [`context`].
 #[derive(Clone)]
-struct RequestId(String);
+struct RequestId {
+    id: String,
+    /// The request span's `traceparent` (traces on).
+    traceparent: Option<String>,
+}
 
 pub(super) async fn middleware(
     req: ServiceRequest,
@@ -30,13 +35,17 @@ pub(super) async fn middleware(
             .get(REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok()),
     );
-    req.extensions_mut().insert(RequestId(id.clone()));
     let traced = nis_runtime::traces::enabled();
-    let span = if traced {
+    let (span, traceparent) = if traced {
         server_span(&req, &id)
     } else {
-        tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.path())
+        let span = tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.path());
+        (span, None)
     };
+    req.extensions_mut().insert(RequestId {
+        id: id.clone(),
+        traceparent,
+    });
     let mut response = next.call(req).instrument(span.clone()).await?;
     if traced {
         span.record("http.response.status_code", response.status().as_u16());
@@ -51,8 +60,9 @@ pub(super) async fn middleware(
 
 /// The request's span when traces are on: the HTTP server span of the OpenTelemetry semantic
 /// conventions, named after the route's pattern (known from the resource map before routing;
-/// low-cardinality, unlike the path), continuing the caller's W3C trace context.
-fn server_span(req: &ServiceRequest, id: &str) -> tracing::Span {
+/// low-cardinality, unlike the path), continuing the caller's W3C trace context; with its own
+/// `traceparent`.
+fn server_span(req: &ServiceRequest, id: &str) -> (tracing::Span, Option<String>) {
     let route = req.match_pattern();
     let name = match &route {
         Some(route) => format!("{} {route}", req.method()),
@@ -72,20 +82,19 @@ fn server_span(req: &ServiceRequest, id: &str) -> tracing::Span {
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
     );
-    nis_runtime::traces::continue_trace(&span, |name| {
-        req.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_owned)
-    });
-    span
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let traceparent =
+        nis_runtime::traces::continue_trace(&span, header("traceparent"), header("tracestate"));
+    (span, traceparent)
 }
 
 /// The service context of an HTTP request.
 pub fn context(req: &HttpRequest) -> Context {
-    let id = req
-        .extensions()
-        .get::<RequestId>()
-        .map_or_else(|| sanitize(None), |r| r.0.clone());
-    Context::new(Transport::Http, id).with_trace_context(nis_runtime::traces::current_traceparent())
+    // Both found once by the middleware, not again per service call.
+    match req.extensions().get::<RequestId>() {
+        Some(r) => {
+            Context::new(Transport::Http, r.id.clone()).with_trace_context(r.traceparent.clone())
+        }
+        None => Context::new(Transport::Http, sanitize(None)),
+    }
 }

@@ -115,12 +115,13 @@ fn process_span(message: &jetstream::Message) -> tracing::Span {
         .as_ref()
         .and_then(|h| h.get("traceparent"))
         .map(|v| v.as_str().to_owned());
-    nis_runtime::traces::messaging_span(
+    let (span, _) = nis_runtime::traces::messaging_span(
         "consumer",
         "process",
         message.subject.as_str(),
         traceparent.as_deref(),
-    )
+    );
+    span
 }
 
 /// What to do with a message after trying to apply it.

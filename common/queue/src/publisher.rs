@@ -41,15 +41,14 @@ impl Publisher for JetStreamPublisher {
             if nis_runtime::traces::enabled() {
                 // The publish, a producer span in the trace of the write that recorded the
                 // entry; the message carries the span's context to the consumer.
-                let span = nis_runtime::traces::messaging_span(
+                let (_span, traceparent) = nis_runtime::traces::messaging_span(
                     "producer",
                     "publish",
                     &entry.subject,
                     entry.trace_context.as_deref(),
                 );
-                let _entered = span.enter();
-                for (name, value) in nis_runtime::traces::current_context_headers() {
-                    headers.insert(name, value.as_str());
+                if let Some(traceparent) = traceparent {
+                    headers.insert("traceparent", traceparent.as_str());
                 }
             }
             let send = self.jetstream.publish_with_headers(

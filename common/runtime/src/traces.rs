@@ -194,24 +194,49 @@ pub fn provider(settings: &TraceSettings) -> Result<Option<SdkTracerProvider>, S
 /// The W3C trace context headers (and gRPC metadata keys) a trace continues from.
 pub const CONTEXT_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
 
-/// Makes `span` continue the trace of the W3C trace context `header` gives for each of
-/// [`CONTEXT_HEADERS`] (a new trace when there is none), and records its `trace_id` and
-/// `span_id` fields, so that the log lines written inside it name them.
-pub fn continue_trace(span: &tracing::Span, header: impl Fn(&str) -> Option<String>) {
+/// Makes `span` continue the trace of the caller's W3C `traceparent` and `tracestate` (a new
+/// trace when there is none) and records its `trace_id` and `span_id` fields, so that the log
+/// lines written inside it name them. Returns the span's own `traceparent`, for what the
+/// request records (the outbox entries of a write).
+pub fn continue_trace(
+    span: &tracing::Span,
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+) -> Option<String> {
     use opentelemetry::trace::TraceContextExt as _;
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-    let carrier: HashMap<String, String> = CONTEXT_HEADERS
-        .iter()
-        .filter_map(|name| header(name).map(|value| ((*name).to_owned(), value)))
+    let carrier: HashMap<&str, &str> = CONTEXT_HEADERS
+        .into_iter()
+        .zip([traceparent, tracestate])
+        .filter_map(|(name, value)| Some((name, value?)))
         .collect();
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&carrier));
+    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Carrier(&carrier)));
     let _ = span.set_parent(parent);
     let context = span.context();
     let ids = context.span().span_context().clone();
-    if ids.is_valid() {
-        span.record("trace_id", ids.trace_id().to_string());
-        span.record("span_id", ids.span_id().to_string());
+    if !ids.is_valid() {
+        return None;
+    }
+    let (trace_id, span_id) = (ids.trace_id().to_string(), ids.span_id().to_string());
+    span.record("trace_id", trace_id.as_str());
+    span.record("span_id", span_id.as_str());
+    Some(format!(
+        "00-{trace_id}-{span_id}-{:02x}",
+        ids.trace_flags().to_u8()
+    ))
+}
+
+/// Header values as the propagator reads them.
+struct Carrier<'a>(&'a HashMap<&'a str, &'a str>);
+
+impl opentelemetry::propagation::Extractor for Carrier<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        self.0.get(key).copied()
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().copied().collect()
     }
 }
 
@@ -241,13 +266,14 @@ pub fn current_traceparent() -> Option<String> {
 }
 
 /// A span of kind `kind` (`producer`, `consumer`) for the messaging operation `operation`
-/// (`publish`, `process`) on `subject`, continuing the trace whose `traceparent` is given.
+/// (`publish`, `process`) on `subject`, continuing the trace whose `traceparent` is given;
+/// with the span's own `traceparent`.
 pub fn messaging_span(
     kind: &'static str,
     operation: &'static str,
     subject: &str,
     traceparent: Option<&str>,
-) -> tracing::Span {
+) -> (tracing::Span, Option<String>) {
     let span = tracing::info_span!(
         "message",
         otel.name = %format!("{operation} {subject}"),
@@ -258,12 +284,8 @@ pub fn messaging_span(
         trace_id = tracing::field::Empty,
         span_id = tracing::field::Empty,
     );
-    continue_trace(&span, |name| {
-        (name == "traceparent")
-            .then(|| traceparent.map(str::to_owned))
-            .flatten()
-    });
-    span
+    let own = continue_trace(&span, traceparent, None);
+    (span, own)
 }
 
 /// The `tracing` layer that turns spans into OpenTelemetry spans of `provider`.
