@@ -557,13 +557,11 @@ reconcile_run() {
     sleep 0.05
   done
   wait "$pid" || { cat "$out" >&2; die "students reconcile failed ($1)"; }
-  # The report's lines, "label   value …", as {label: first number}.
-  result "$(grep -v '^{' "$out" | awk -v c="$1" -v s="$peak_s" -v co="$peak_c" -v r="$peak_r" '
-    /^  / { label = $0; sub(/^  /, "", label); sub(/ {2,}.*/, "", label)
-            value = $0; sub(/^  [^ ].*[^ ] {2,}/, "", value); split(value, v, " "); f[label] = v[1] }
-    END { printf "{\"kind\":\"reconcile\",\"case\":\"%s\",\"pairs\":%s,\"buckets\":%s,\"here\":%s,\"peer\":%s,\"bytes\":%s,\"seconds\":%s,\"students_kb\":%s,\"courses_kb\":%s,\"command_kb\":%s}\n",
-            c, f["pairs checked"], f["buckets that differed"], f["pairs repaired here"], f["pairs repaired on the peer"],
-            f["bytes exchanged"], f["duration"], s, co, r }')"
+  # The run's figures, from its JSON log line.
+  result "$(jq -c --arg c "$1" --argjson s "$peak_s" --argjson co "$peak_c" --argjson r "$peak_r" \
+    'select(.fields.pairs != null) | .fields | {kind: "reconcile", case: $c, pairs, buckets: .buckets_differed,
+      here: .repaired_here, peer: .repaired_peer, bytes: .bytes_exchanged, seconds: .duration_s,
+      students_kb: $s, courses_kb: $co, command_kb: $r}' <"$out")"
   log "reconcile ($1): $(grep -v '^{' "$out" | tr -s ' ' | tr '\n' ';')"
 }
 reconcile_run "200,000 agreeing pairs"
