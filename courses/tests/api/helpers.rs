@@ -87,3 +87,18 @@ pub async fn spawn_on_own_database(dead_redis: bool) -> (TestService, String) {
 pub async fn grpc(app: &TestService) -> CourseServiceClient<tonic::transport::Channel> {
     CourseServiceClient::new(app.channel().await)
 }
+
+/// A migrated store on a database of its own (drop it with `testkit::stores::drop_mongo_database`).
+pub async fn fresh_store() -> (courses::outbound::mongo::MongoCourses, String) {
+    let database = testkit::unique_name("courses_test");
+    let uri = Secret::new(testkit::mongodb_uri());
+    let store = courses::outbound::mongo::MongoCourses::connect(
+        &uri,
+        &database,
+        std::time::Duration::from_secs(5),
+    )
+    .await
+    .expect("connect");
+    store.migrate().await.expect("migrate");
+    (store, database)
+}

@@ -23,8 +23,8 @@ fn malformed_settings_are_named() {
     );
 }
 
-#[tokio::test]
-async fn healthcheck_passes_json_logs_carry_the_request_id_and_sigterm_exits_cleanly() {
+/// The environment of a binary that serves: its own database and streams.
+async fn served() -> (Vec<(String, String)>, String, String) {
     let database = testkit::stores::create_postgres_database("students_test").await;
     let prefix = testkit::unique_name("t");
     testkit::queue::create_streams(&prefix).await;
@@ -37,28 +37,27 @@ async fn healthcheck_passes_json_logs_carry_the_request_id_and_sigterm_exits_cle
         ("NIS_PREFIX".to_owned(), prefix.clone()),
         ("NATS_URL".to_owned(), testkit::nats_url()),
     ];
-    process::assert_healthcheck_json_logs_and_graceful_stop(BINARY, &env, "students").await;
+    (env, database, prefix)
+}
+
+/// Removes what [`served`] made.
+async fn cleaned(database: String, prefix: String) {
     testkit::queue::delete_streams(&prefix).await;
     testkit::stores::drop_postgres_database(database).await;
 }
 
 #[tokio::test]
+async fn healthcheck_passes_json_logs_carry_the_request_id_and_sigterm_exits_cleanly() {
+    let (env, database, prefix) = served().await;
+    process::assert_healthcheck_json_logs_and_graceful_stop(BINARY, &env, "students").await;
+    cleaned(database, prefix).await;
+}
+
+#[tokio::test]
 async fn requests_continue_the_callers_trace_and_their_log_lines_name_it() {
-    let database = testkit::stores::create_postgres_database("students_test").await;
-    let prefix = testkit::unique_name("t");
-    testkit::queue::create_streams(&prefix).await;
-    let env = vec![
-        (
-            "DATABASE_URL".to_owned(),
-            format!("{}/{database}", testkit::postgres_url()),
-        ),
-        ("REDIS_URL".to_owned(), testkit::redis_url()),
-        ("NIS_PREFIX".to_owned(), prefix.clone()),
-        ("NATS_URL".to_owned(), testkit::nats_url()),
-    ];
+    let (env, database, prefix) = served().await;
     process::assert_traces_continue_the_callers_and_logs_name_them(BINARY, &env, "students").await;
-    testkit::queue::delete_streams(&prefix).await;
-    testkit::stores::drop_postgres_database(database).await;
+    cleaned(database, prefix).await;
 }
 
 #[tokio::test]

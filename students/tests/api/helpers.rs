@@ -72,3 +72,18 @@ pub async fn spawn_on_own_database(dead_redis: bool) -> (TestService, String) {
 pub async fn grpc(app: &TestService) -> StudentServiceClient<tonic::transport::Channel> {
     StudentServiceClient::new(app.channel().await)
 }
+
+/// A migrated store on a database of its own (drop it with
+/// `testkit::stores::drop_postgres_database`).
+pub async fn fresh_store() -> (students::outbound::postgres::PostgresStudents, String) {
+    let database = testkit::stores::create_postgres_database("students_test").await;
+    let url = Secret::new(format!("{}/{database}", testkit::postgres_url()));
+    let store = students::outbound::postgres::PostgresStudents::connect(
+        &url,
+        5,
+        std::time::Duration::from_secs(5),
+    )
+    .expect("connect");
+    store.migrate().await.expect("migrate");
+    (store, database)
+}
