@@ -11,7 +11,11 @@
 #   - a second pair whose Redis is a closed port (the database path: a Redis outage must not
 #     fail a request, so every read goes to the database);
 #   - bench-baseline, the ceiling: actix-web routes that only GET the same bytes from Redis,
-#     only select the same row from PostgreSQL, or return a pre-serialized body.
+#     only select the same row from PostgreSQL, or return a pre-serialized body;
+#   - two more students replicas of the main pair with traces on (OpenTelemetry, sampler
+#     ratio 0.1): one exporting to bench-otlp-sink, a local OTLP endpoint that only counts the
+#     spans, one to a closed port (a collector that is down); their cached read is compared
+#     with the same read untraced.
 # It seeds data, then runs every case BENCH_ROUNDS times, interleaved (round 1 of every case,
 # then round 2, ...): HTTP cases with wrk (-t2 -c10, --latency; a read case starts from a
 # filled cache), gRPC cases with bench-grpc (the tonic client) and with h2load (nghttp2's,
@@ -308,6 +312,9 @@ LUA
 # result JSON: one line of the results file.
 result() { echo "$1" >>"$RESULTS"; }
 
+# meta KEY VALUE: a fact of the run, listed at the top of the report.
+meta() { result "$(jq -nc --arg k "$1" --arg v "$2" '{kind: "meta", key: $k, value: $v}')"; }
+
 # ---------------------------------------------------------------- setup
 
 RESULTS=$WORK/results.jsonl
@@ -329,11 +336,14 @@ for prefix in "$PREFIX" "$PREFIX2" "$PREFIX3"; do
     || { tail -n 20 "$WORK/initializer.log" >&2; die "the initializer failed"; }
 done
 
-read -r -a P <<<"$(free_ports 9)"
+read -r -a P <<<"$(free_ports 15)"
 S=127.0.0.1:${P[0]} C=127.0.0.1:${P[1]} SN=127.0.0.1:${P[2]} CN=127.0.0.1:${P[3]} BASE=127.0.0.1:${P[4]}
 S_GRPC=127.0.0.1:${P[5]} C_GRPC=127.0.0.1:${P[6]}
 # The database-path pair's gRPC addresses (only its own peer calls them).
 SN_GRPC=127.0.0.1:${P[7]} CN_GRPC=127.0.0.1:${P[8]}
+# The traced replicas, the local OTLP endpoint, and a port where no collector listens.
+ST=127.0.0.1:${P[9]} SX=127.0.0.1:${P[10]} OTLP=127.0.0.1:${P[11]} NO_OTLP=127.0.0.1:${P[12]}
+ST_GRPC=127.0.0.1:${P[13]} SX_GRPC=127.0.0.1:${P[14]}
 students_env=(DATABASE_URL="$PG_URL/$DB")
 courses_env=(MONGODB_URI="$MONGODB_URI" MONGODB_DATABASE="${PREFIX}_courses")
 # A closed port: every cache call fails at once, the services read from their databases.
@@ -349,6 +359,16 @@ start students-db-path "$SN" students GRPC_ADDR="$SN_GRPC" REDIS_URL="$NO_REDIS"
   COURSES_GRPC_URL="http://$CN_GRPC" DATABASE_URL="$PG_URL/$DB2"
 start courses-db-path "$CN" courses GRPC_ADDR="$CN_GRPC" REDIS_URL="$NO_REDIS" NIS_PREFIX="$PREFIX2" \
   STUDENTS_GRPC_URL="http://$SN_GRPC" MONGODB_URI="$MONGODB_URI" MONGODB_DATABASE="${PREFIX2}_courses"
+"$BIN_DIR/bench-otlp-sink" --listen "$OTLP" </dev/null >>"$WORK/otlp-sink.log" 2>>"$WORK/otlp-sink.err" 9>&- &
+OTLP_PID=$!
+SERVICE_PIDS+=("$OTLP_PID")
+traced_env=(OTEL_TRACES_SAMPLER=parentbased_traceidratio OTEL_TRACES_SAMPLER_ARG=0.1)
+start students-traced "$ST" students GRPC_ADDR="$ST_GRPC" REDIS_URL="$REDIS_URL" \
+  COURSES_GRPC_URL="http://$C_GRPC" "${students_env[@]}" "${traced_env[@]}" \
+  OTEL_EXPORTER_OTLP_ENDPOINT="http://$OTLP"
+start students-traced-down "$SX" students GRPC_ADDR="$SX_GRPC" REDIS_URL="$REDIS_URL" \
+  COURSES_GRPC_URL="http://$C_GRPC" "${students_env[@]}" "${traced_env[@]}" \
+  OTEL_EXPORTER_OTLP_ENDPOINT="http://$NO_OTLP"
 wait_for_http "http://$S/readyz" 60 "$S_PID" || die "students not ready"
 wait_for_http "http://$C/readyz" 60 "$C_PID" || die "courses not ready"
 IDLE_S=$(rss_kb "$S_PID") IDLE_C=$(rss_kb "$C_PID")
@@ -396,6 +416,11 @@ case_ "baseline: Redis GET" http "" redis "wrk http://$BASE/redis/$BASE_KEY"
 case_ "baseline: PostgreSQL select" http "" pg "wrk http://$BASE/pg/students/$SID2"
 case_ "baseline: static body" http "" static "wrk http://$BASE/static"
 case_ "students GET /{id} (cached)" http redis "" "wrk http://$S/api/students/$SID"
+# Right after the untraced read they are compared with, so that all three meet the same load.
+case_ "students GET /{id} (cached), traced (ratio 0.1)" http "students GET /{id} (cached)" "" \
+  "wrk http://$ST/api/students/$SID"
+case_ "students GET /{id} (cached), traced, collector down" http "students GET /{id} (cached)" "" \
+  "wrk http://$SX/api/students/$SID"
 case_ "courses GET /{id} (cached)" http redis "" "wrk http://$C/api/courses/$CID"
 case_ "students Get (cached)" grpc redis "" "grpc $S_GRPC students $SID"
 case_ "courses Get (cached)" grpc redis "" "grpc $C_GRPC courses $CID"
@@ -457,9 +482,9 @@ settle() {
   local pending s_pub c_pub s_done c_done
   while :; do
     pending=$(metric_sum nis_outbox_pending '' "$S" "$C")
-    s_pub=$(metric_sum nis_events_published_total '' "$S")
+    s_pub=$(metric_sum nis_events_published_total '' "$S" "$ST" "$SX")
     c_pub=$(metric_sum nis_events_published_total '' "$C")
-    s_done=$(metric_sum nis_events_consumed_total "$final" "$S")
+    s_done=$(metric_sum nis_events_consumed_total "$final" "$S" "$ST" "$SX")
     c_done=$(metric_sum nis_events_consumed_total "$final" "$C")
     (( pending == 0 && c_done >= s_pub && s_done >= c_pub )) && break
     (( SECONDS < deadline )) || die "the link changes were not all applied within 1800s ($pending pending; courses applied $c_done of $s_pub; students $s_done of $c_pub)"
@@ -509,6 +534,19 @@ for (( round = 1; round <= ROUNDS; round++ )); do
 done
 
 # ---------------------------------------------------------------- the rest of the results
+
+# The traced replicas' spans: how many reached the local endpoint (those still batched when it
+# stops are not counted), and how many the replica whose collector is down counted as dropped.
+sink_lost=$(metric_sum nis_trace_spans_dropped_total '' "$ST")
+down_dropped=$(metric_sum nis_trace_spans_dropped_total '' "$SX")
+kill -s TERM "$OTLP_PID" 2>/dev/null || true
+wait "$OTLP_PID" 2>/dev/null || true
+received=$(jq -r '.spans' "$WORK/otlp-sink.log" 2>/dev/null | tail -n1)
+meta traces "ratio 0.1: ${received:-no} spans received by the local OTLP endpoint (${sink_lost} dropped); with the collector down, ${down_dropped} spans counted dropped"
+if [[ ! ${received:-0} =~ ^[1-9][0-9]*$ ]] || (( down_dropped == 0 )); then
+  warn "the traced replicas exported nothing, or the one without a collector dropped nothing (see $WORK/students-traced*.log)"
+  failed=1
+fi
 
 result "$(jq -nc --argjson i "$IDLE_S" --argjson a "$(rss_kb "$S_PID")" '{kind: "rss", service: "students", idle_kb: $i, after_kb: $a}')"
 result "$(jq -nc --argjson i "$IDLE_C" --argjson a "$(rss_kb "$C_PID")" '{kind: "rss", service: "courses", idle_kb: $i, after_kb: $a}')"
@@ -571,7 +609,6 @@ reconcile_run "2,000 of them disagreeing (1 %)"
 reconcile_run "after the repair"
 stop_services
 
-meta() { result "$(jq -nc --arg k "$1" --arg v "$2" '{kind: "meta", key: $k, value: $v}')"; }
 meta date "$(date -u '+%Y-%m-%d %H:%M UTC')"
 meta machine "$(nproc) cores ($(awk -F': ' '/^model name/ {print $2; exit}' /proc/cpuinfo)), $(awk '/^MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo) RAM; load tool on the same cores"
 meta versions "$(rustc --version | cut -d' ' -f1-2); $(wrk --version 2>&1 | head -n1 | cut -d' ' -f1-2); PostgreSQL $(psql -w -X -tA -d "$PG_URL/postgres" -c 'show server_version' | cut -d' ' -f1); Redis $(redis-cli -u "$REDIS_URL" info server | awk -F: '/^redis_version/ {print $2}' | tr -d '\r'); MongoDB: $(if [[ -n $MONGO_STARTED ]]; then echo 'the MongoDB-compatible test server of scripts/mongo.sh'; else echo 'the server of MONGODB_URI'; fi)"

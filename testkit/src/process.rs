@@ -49,16 +49,18 @@ fn healthcheck(binary: &str, env: &[(String, String)], http_addr: &str) -> bool 
 }
 
 /// A service binary started with JSON logs on free ports, its stdout read line by line.
-struct Running {
+pub struct Running {
     child: std::process::Child,
     lines: std::sync::mpsc::Receiver<String>,
-    base: String,
+    /// Its HTTP base URL.
+    pub base: String,
     http_port: u16,
 }
 
 impl Running {
-    /// Starts `binary` with `env` and `extra` on free ports and waits until it is ready.
-    async fn start(binary: &str, env: &[(String, String)], extra: &[(&str, String)]) -> Self {
+    /// Starts `binary` with `env` and `extra` (which may name its `GRPC_ADDR`) on free ports
+    /// and waits until it is ready.
+    pub async fn start(binary: &str, env: &[(String, String)], extra: &[(&str, String)]) -> Self {
         let http_port = free_port();
         let mut child = Command::new(binary)
             .env_clear()
@@ -94,19 +96,31 @@ impl Running {
     }
 
     /// The first JSON log line whose `fields.request_id` is `id`.
-    fn log_line_of(&self, id: &str) -> Value {
-        (0..500)
-            .find_map(|_| {
-                let line = self.lines.recv_timeout(Duration::from_secs(10)).ok()?;
-                let json: Value =
-                    serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
-                (json["fields"]["request_id"] == id).then_some(json)
-            })
-            .unwrap_or_else(|| panic!("no JSON log line with the request id {id}"))
+    pub fn log_line_of(&self, id: &str) -> Value {
+        self.log_line(&format!("the request id {id}"), |json| {
+            json["fields"]["request_id"] == id
+        })
+    }
+
+    /// The next JSON log line that `wanted` accepts (`what` it is, for the failure), skipping
+    /// the others; within 30 s.
+    pub fn log_line(&self, what: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let Ok(line) = self.lines.recv_timeout(left) else {
+                panic!("no JSON log line with {what} within 30 s");
+            };
+            let json: Value =
+                serde_json::from_str(&line).unwrap_or_else(|_| panic!("not JSON: {line}"));
+            if wanted(&json) {
+                return json;
+            }
+        }
     }
 
     /// SIGTERM, then expects exit 0.
-    async fn stop(self) {
+    pub async fn stop(self) {
         let killed = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()

@@ -26,7 +26,8 @@ pub struct Load {
     pub rps: f64,
     pub p50_ms: Option<f64>,
     pub p99_ms: Option<f64>,
-    /// The `baseline_name` of the case this one is compared with.
+    /// The `baseline_name` of the baseline case this one is compared with, or the name of
+    /// another case on the same transport.
     pub baseline: Option<String>,
     /// Set on the baseline cases themselves.
     pub baseline_name: Option<String>,

@@ -72,7 +72,8 @@ pub fn load_table(rows: &[LoadRow]) -> String {
     let rounds = rows.iter().map(|r| r.rounds).max().unwrap_or(0);
     let mut out = format!(
         "## Load\n\nMedians over rounds (up to {rounds} per case); the last column is the \
-         median req/s as a share of its baseline case's.\n\n\
+         median req/s as a share of its baseline case's (for a traced read: of the same read \
+         untraced).\n\n\
          | case | transport | req/s median | min–max | p99 ms median | min–max | vs baseline |\n\
          |---|---|--:|--:|--:|--:|--:|\n"
     );

@@ -45,7 +45,8 @@ pub struct LoadRow {
     pub p99_ms: Option<Spread>,
     /// Set when this is a baseline case: its name.
     pub baseline_name: Option<String>,
-    /// Median req/s over the median req/s of its baseline case, when it has one.
+    /// Median req/s over the median req/s of its baseline case (or of the case it is compared
+    /// with), when it has one.
     pub ratio: Option<f64>,
 }
 
@@ -174,19 +175,30 @@ pub fn load_rows(loads: &[&Load]) -> Vec<LoadRow> {
             (row, runs.iter().find_map(|r| r.baseline.clone()))
         })
         .collect();
-    let baselines: Vec<(String, f64)> = rows
+    // A case is compared with the baseline case of that name (on any transport) or with the
+    // case of that name on its transport (a traced read with the same read untraced).
+    let medians: Vec<(String, Option<String>, f64)> = rows
         .iter()
-        .filter_map(|(row, _)| Some((row.baseline_name.clone()?, row.rps.median)))
+        .map(|(row, _)| match &row.baseline_name {
+            Some(name) => (name.clone(), None, row.rps.median),
+            None => (
+                row.case.clone(),
+                Some(row.transport.clone()),
+                row.rps.median,
+            ),
+        })
         .collect();
     for (row, baseline) in &mut rows {
         if row.is_baseline() {
             continue;
         }
         row.ratio = baseline.as_ref().and_then(|name| {
-            let base = baselines
+            let base = medians
                 .iter()
-                .find(|(b, _)| b == name)
-                .map(|(_, rps)| *rps);
+                .find(|(b, transport, _)| {
+                    b == name && transport.as_ref().is_none_or(|t| *t == row.transport)
+                })
+                .map(|(_, _, rps)| *rps);
             if base.is_none() {
                 eprintln!(
                     "bench-report: {}: no baseline case named {name:?}",
@@ -245,6 +257,7 @@ mod tests {
                 ("students GET /{id} cached", "grpc"),
                 ("baseline static", "http"),
                 ("courses GET /{id} cached", "http"),
+                ("students GET /{id} cached, traced", "http"),
             ]
         );
         let cached = &summary.load[1];
@@ -266,6 +279,9 @@ mod tests {
         assert!(summary.load[0].is_baseline());
         assert_eq!(summary.load[2].ratio, None, "no baseline named");
         assert_eq!(summary.load[4].ratio, None, "its baseline case is missing");
+        // Compared with the same read untraced: 19,500 / 20,000.
+        let traced = summary.load[5].ratio.expect("the untraced case");
+        assert!((traced - 0.975).abs() < 1e-12, "{traced}");
     }
 
     #[test]

@@ -15,6 +15,7 @@ use redis::{AsyncCommands as _, Client, aio::ConnectionManager, aio::ConnectionM
 
 use nis_core::cache::{Cache, CacheError, Lookup};
 use nis_runtime::config::CacheSettings;
+use tracing::Instrument as _;
 
 /// How long a scope's generation counter outlives its last bump. Much longer than any entry's
 /// TTL, so an expired counter can only bring back entries that expired long ago.
@@ -85,13 +86,18 @@ impl RedisCache {
         self.now_ms() < self.skip_until_ms.load(Ordering::Relaxed)
     }
 
-    /// Runs one Redis call under the deadline; a failure opens the short back-off.
+    /// Runs one Redis call (`command`, for its span in a traced request) under the deadline; a
+    /// failure opens the short back-off.
     async fn call<T>(
         &self,
-        what: &str,
+        (what, command): (&str, &'static str),
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, CacheError> {
-        let outcome = match tokio::time::timeout(self.timeout, call).await {
+        let span = nis_core::trace::database("redis", command, None);
+        let outcome = match tokio::time::timeout(self.timeout, call)
+            .instrument(span)
+            .await
+        {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => format!("{what}: {e}"),
             Err(_) => format!("{what}: no answer within {:?}", self.timeout),
@@ -113,8 +119,9 @@ impl Cache for RedisCache {
         // it was stored under, which must be the current one.
         let mut connection = self.connection.clone();
         let keys = [self.generation_key(scope), self.value_key(scope, key)];
-        let (generation, entry): (Option<String>, Option<Vec<u8>>) =
-            self.call("lookup", connection.mget(&keys)).await?;
+        let (generation, entry): (Option<String>, Option<Vec<u8>>) = self
+            .call(("lookup", "MGET"), connection.mget(&keys))
+            .await?;
         let generation = generation.map_or(Ok(0), |g| {
             g.parse()
                 .map_err(|_| CacheError(format!("corrupt generation {g:?} in scope {scope}")))
@@ -142,7 +149,7 @@ impl Cache for RedisCache {
         entry.extend_from_slice(&value);
         let key = self.value_key(scope, key);
         self.call(
-            "fill",
+            ("fill", "SETEX"),
             connection.set_ex::<_, _, ()>(key, entry, self.ttl_secs),
         )
         .await
@@ -160,14 +167,20 @@ impl Cache for RedisCache {
             pipe.expire(&key, GENERATION_TTL_SECS).ignore();
         }
         let mut connection = self.connection.clone();
-        self.call("invalidate", pipe.query_async::<()>(&mut connection))
-            .await
+        self.call(
+            ("invalidate", "EXEC"),
+            pipe.query_async::<()>(&mut connection),
+        )
+        .await
     }
 
     async fn ping(&self) -> Result<(), CacheError> {
         let mut connection = self.connection.clone();
         let answer: String = self
-            .call("ping", redis::cmd("PING").query_async(&mut connection))
+            .call(
+                ("ping", "PING"),
+                redis::cmd("PING").query_async(&mut connection),
+            )
             .await?;
         // A successful ping closes the back-off early.
         self.skip_until_ms.store(0, Ordering::Relaxed);

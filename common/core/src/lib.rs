@@ -32,6 +32,7 @@ pub mod reconcile;
 pub mod request_id;
 pub mod service;
 pub mod store;
+pub mod trace;
 pub mod validation;
 
 pub use crate::core::Core;

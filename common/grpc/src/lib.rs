@@ -9,8 +9,11 @@ pub mod proto;
 pub mod relation;
 
 use nis_core::{Context, Error, Transport, request_id};
-use tonic::{Code, Request, Status};
+use std::task::Poll;
+
+use tonic::{Code, Request, Status, codegen::http};
 use tonic_types::{ErrorDetails, StatusExt as _};
+use tracing::{Instrument as _, instrument::Instrumented};
 
 /// The status of a core error (a function, not `From`: neither type is this crate's).
 pub fn status(error: Error) -> Status {
@@ -37,39 +40,76 @@ pub fn status(error: Error) -> Status {
     }
 }
 
-/// The span of an incoming gRPC call when traces are on (docs/behaviour.md §7, "Traces"): the
-/// RPC server span of the OpenTelemetry semantic conventions, continuing the caller's W3C
-/// trace context from the metadata. For `tonic::transport::Server::trace_fn`.
-pub fn server_span(request: &tonic::codegen::http::Request<()>) -> tracing::Span {
-    if !nis_runtime::traces::enabled() {
-        return tracing::Span::none();
+/// The spans of the incoming gRPC calls (docs/behaviour.md §7, "Traces"), a layer of the
+/// server: for a traced call (traces on, and sampled), the RPC server span of the
+/// OpenTelemetry semantic conventions, continuing the caller's W3C trace context from the
+/// metadata, and under it the span that names the trace in the call's log lines; nothing for
+/// the others.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ServerSpans;
+
+impl<S> tower_layer::Layer<S> for ServerSpans {
+    type Service = WithServerSpans<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WithServerSpans(inner)
     }
-    let path = request.uri().path().trim_start_matches('/');
-    let (service, method) = path.split_once('/').unwrap_or((path, ""));
-    let span = tracing::info_span!(
-        "grpc",
-        otel.name = %path,
-        otel.kind = "server",
-        rpc.system = "grpc",
-        rpc.service = %service,
-        rpc.method = %method,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
-    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
-    nis_runtime::traces::continue_trace(&span, header("traceparent"), header("tracestate"));
-    span
 }
 
-/// The service context of a gRPC request (request id from `x-request-id` metadata, or new).
+/// A gRPC server in [`ServerSpans`].
+#[derive(Debug, Clone)]
+pub struct WithServerSpans<S>(S);
+
+impl<S, B> tonic::codegen::Service<http::Request<B>> for WithServerSpans<S>
+where
+    S: tonic::codegen::Service<http::Request<B>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = Instrumented<Instrumented<S::Future>>;
+
+    fn poll_ready(&mut self, cx: &mut std::task::Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+        let (trace, logs) = match server_entry(&request) {
+            nis_runtime::traces::Entry::Sampled(sampled) => {
+                let logs = sampled.log_span();
+                (sampled.span, logs)
+            }
+            _ => (tracing::Span::none(), tracing::Span::none()),
+        };
+        // Both entered, the trace span first: the spans made inside find it as their parent.
+        self.0.call(request).instrument(logs).instrument(trace)
+    }
+}
+
+fn server_entry<B>(request: &http::Request<B>) -> nis_runtime::traces::Entry {
+    let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
+    nis_runtime::traces::enter(header("traceparent"), header("tracestate"), || {
+        let path = request.uri().path().trim_start_matches('/');
+        let (service, method) = path.split_once('/').unwrap_or((path, ""));
+        tracing::info_span!(
+            target: nis_core::trace::TARGET,
+            "grpc",
+            otel.name = %path,
+            otel.kind = "server",
+            rpc.system = "grpc",
+            rpc.service = %service,
+            rpc.method = %method,
+        )
+    })
+}
+
+/// The service context of a gRPC request (request id from `x-request-id` metadata, or new; the
+/// trace context of its span, or the caller's flagged unsampled).
 pub fn context<T>(request: &Request<T>) -> Context {
-    let id = request_id::sanitize(
-        request
-            .metadata()
-            .get(request_id::HEADER)
-            .and_then(|v| v.to_str().ok()),
-    );
-    Context::new(Transport::Grpc, id).with_trace_context(nis_runtime::traces::current_traceparent())
+    let metadata = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok());
+    let id = request_id::sanitize(metadata(request_id::HEADER));
+    Context::new(Transport::Grpc, id).with_trace_context(nis_runtime::traces::traceparent_here(
+        metadata("traceparent"),
+    ))
 }
 
 /// The gRPC server reflection service of a port that serves `services` (fully qualified names,

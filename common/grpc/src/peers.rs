@@ -14,6 +14,7 @@ use std::{
 
 use nis_core::{Context, Error, Page, peer::Peer, request_id};
 use tonic::{Code, Request, Response, Status, transport::Channel, transport::Endpoint};
+use tracing::Instrument as _;
 
 use crate::proto::v1::{
     self as pb, course_peer_service_client::CoursePeerServiceClient,
@@ -51,8 +52,14 @@ impl Replicas {
     }
 
     /// `attempt` on one replica after another until one answers (anything but `UNAVAILABLE`)
-    /// or the last has been tried; the whole within the deadline.
-    pub(crate) async fn call<T, F, Fut>(&self, mut attempt: F) -> Result<T, Status>
+    /// or the last has been tried; the whole within the deadline. In a traced request, the
+    /// whole is the RPC client span of `service`/`method` (docs/behaviour.md §7, "Traces"),
+    /// whose context the requests carry.
+    pub(crate) async fn call<T, F, Fut>(
+        &self,
+        (service, method): (&'static str, &'static str),
+        mut attempt: F,
+    ) -> Result<T, Status>
     where
         F: FnMut(Channel) -> Fut,
         Fut: Future<Output = Result<T, Status>>,
@@ -70,14 +77,29 @@ impl Replicas {
             }
             answer
         };
-        tokio::time::timeout(self.timeout, tries)
+        let span = nis_core::trace::child(|| {
+            tracing::info_span!(
+                target: nis_core::trace::TARGET,
+                "grpc client",
+                otel.name = %format_args!("{service}/{method}"),
+                otel.kind = "client",
+                rpc.system = "grpc",
+                rpc.service = service,
+                rpc.method = method,
+                rpc.grpc.status_code = tracing::field::Empty,
+            )
+        });
+        let answer = tokio::time::timeout(self.timeout, tries.instrument(span.clone()))
             .await
             .unwrap_or_else(|_| {
                 Err(Status::deadline_exceeded(format!(
                     "no answer within {:?}",
                     self.timeout
                 )))
-            })
+            });
+        let code = answer.as_ref().map_or_else(Status::code, |_| Code::Ok);
+        span.record("rpc.grpc.status_code", code as i32);
+        answer
     }
 }
 
@@ -89,7 +111,7 @@ pub(crate) fn request<T>(ctx: &Context, message: T) -> Request<T> {
         request.metadata_mut().insert(request_id::HEADER, value);
     }
     // The trace continues on the other service (none when traces are off).
-    for (name, value) in nis_runtime::traces::current_context_headers() {
+    for (name, value) in nis_runtime::traces::outgoing_context(ctx.trace_context.as_deref()) {
         if let Ok(value) = value.parse() {
             request.metadata_mut().insert(name, value);
         }
@@ -152,14 +174,17 @@ impl Peer for StudentsPeer {
             course_id: id.to_owned(),
             page: self::page(page),
         };
-        let answer = self.replicas.call(|channel| {
-            let request = request(ctx, message.clone());
-            async move {
-                StudentPeerServiceClient::new(channel)
-                    .list_students_linking_course(request)
-                    .await
-            }
-        });
+        let answer = self.replicas.call(
+            ("nis.v1.StudentPeerService", "ListStudentsLinkingCourse"),
+            |channel| {
+                let request = request(ctx, message.clone());
+                async move {
+                    StudentPeerServiceClient::new(channel)
+                        .list_students_linking_course(request)
+                        .await
+                }
+            },
+        );
         match answer.await {
             Ok(response) => Ok(response.into_inner().students),
             Err(status) => Err(unavailable("students", status)),
@@ -170,7 +195,7 @@ impl Peer for StudentsPeer {
         let message = pb::StudentExistsRequest { id: id.to_owned() };
         let answer = self
             .replicas
-            .call(|channel| {
+            .call(("nis.v1.StudentPeerService", "StudentExists"), |channel| {
                 let request = request(ctx, message.clone());
                 async move {
                     StudentPeerServiceClient::new(channel)
@@ -212,14 +237,17 @@ impl Peer for CoursesPeer {
             student_id: id.to_owned(),
             page: self::page(page),
         };
-        let answer = self.replicas.call(|channel| {
-            let request = request(ctx, message.clone());
-            async move {
-                CoursePeerServiceClient::new(channel)
-                    .list_courses_linking_student(request)
-                    .await
-            }
-        });
+        let answer = self.replicas.call(
+            ("nis.v1.CoursePeerService", "ListCoursesLinkingStudent"),
+            |channel| {
+                let request = request(ctx, message.clone());
+                async move {
+                    CoursePeerServiceClient::new(channel)
+                        .list_courses_linking_student(request)
+                        .await
+                }
+            },
+        );
         match answer.await {
             Ok(response) => Ok(response.into_inner().courses),
             Err(status) => Err(unavailable("courses", status)),
@@ -230,7 +258,7 @@ impl Peer for CoursesPeer {
         let message = pb::CourseExistsRequest { id: id.to_owned() };
         let answer = self
             .replicas
-            .call(|channel| {
+            .call(("nis.v1.CoursePeerService", "CourseExists"), |channel| {
                 let request = request(ctx, message.clone());
                 async move {
                     CoursePeerServiceClient::new(channel)

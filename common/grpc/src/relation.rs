@@ -184,7 +184,7 @@ impl RelationPeer for RelationClient {
         };
         let answer = self
             .replicas
-            .call(|channel| {
+            .call(("nis.v1.RelationService", "Digest"), |channel| {
                 let request = request(ctx, message.clone());
                 async move { Self::client(channel).digest(request).await }
             })
@@ -206,7 +206,7 @@ impl RelationPeer for RelationClient {
             };
             let answer = self
                 .replicas
-                .call(|channel| {
+                .call(("nis.v1.RelationService", "Pairs"), |channel| {
                     let request = request(ctx, message.clone());
                     async move { Self::client(channel).pairs(request).await }
                 })
@@ -228,7 +228,7 @@ impl RelationPeer for RelationClient {
         // A repair is idempotent: sending it again to another replica is safe.
         let answer = self
             .replicas
-            .call(|channel| {
+            .call(("nis.v1.RelationService", "Repair"), |channel| {
                 let request = request(ctx, message.clone());
                 async move { Self::client(channel).repair(request).await }
             })

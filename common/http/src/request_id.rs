@@ -1,8 +1,8 @@
 //! Request ids: taken from `x-request-id` when the caller sent a sane one, made otherwise;
-//! returned in the response and carried in the tracing span and the service [`Context`]. With
-//! traces on (docs/behaviour.md §7, "Traces"), the span is also the trace's HTTP server span:
-//! it continues the caller's W3C `traceparent`, and its `trace_id` and `span_id` are in every
-//! log line written inside it.
+//! returned in the response and carried in the tracing span and the service [`Context`]. For a
+//! traced request (docs/behaviour.md §7, "Traces"), the span is also the trace's HTTP server
+//! span: it continues the caller's W3C `traceparent`, and its `trace_id` and `span_id` are in
+//! every log line written inside it.
 
 use actix_web::{
     Error as ActixError, HttpMessage as _, HttpRequest,
@@ -11,6 +11,7 @@ use actix_web::{
     http::header::{HeaderName, HeaderValue},
     middleware::Next,
 };
+use nis_runtime::traces::Entry;
 use tracing::Instrument as _;
 
 use nis_core::{
@@ -35,20 +36,35 @@ pub(super) async fn middleware(
             .get(REQUEST_ID_HEADER)
             .and_then(|v| v.to_str().ok()),
     );
-    let traced = nis_runtime::traces::enabled();
-    let (span, traceparent) = if traced {
-        server_span(&req, &id)
-    } else {
-        let span = tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.path());
-        (span, None)
+    // The span of the log lines, and for a traced request the exported server span above it.
+    let (span, traced, traceparent) = match enter_trace(&req) {
+        Entry::Sampled(sampled) => {
+            let span = tracing::info_span!(
+                target: nis_core::trace::LOG_TARGET,
+                parent: &sampled.span,
+                "http",
+                request_id = %id,
+                method = %req.method(),
+                path = %req.path(),
+                trace_id = %sampled.trace_id,
+                span_id = %sampled.span_id,
+            );
+            (span, Some(sampled.span), Some(sampled.traceparent))
+        }
+        untraced => {
+            let span = tracing::info_span!("http", request_id = %id, method = %req.method(), path = %req.path());
+            (span, None, untraced.into_parts().1)
+        }
     };
     req.extensions_mut().insert(RequestId {
         id: id.clone(),
         traceparent,
     });
-    let mut response = next.call(req).instrument(span.clone()).await?;
-    if traced {
-        span.record("http.response.status_code", response.status().as_u16());
+    // Both entered, the trace span first: the spans made inside find it as their parent.
+    let trace = traced.clone().unwrap_or_else(tracing::Span::none);
+    let mut response = next.call(req).instrument(span).instrument(trace).await?;
+    if let Some(traced) = traced {
+        traced.record("http.response.status_code", response.status().as_u16());
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
         response
@@ -58,34 +74,29 @@ pub(super) async fn middleware(
     Ok(response)
 }
 
-/// The request's span when traces are on: the HTTP server span of the OpenTelemetry semantic
-/// conventions, named after the route's pattern (known from the resource map before routing;
-/// low-cardinality, unlike the path), continuing the caller's W3C trace context; with its own
-/// `traceparent`.
-fn server_span(req: &ServiceRequest, id: &str) -> (tracing::Span, Option<String>) {
-    let route = req.match_pattern();
-    let name = match &route {
-        Some(route) => format!("{} {route}", req.method()),
-        None => req.method().to_string(),
-    };
-    let span = tracing::info_span!(
-        "http",
-        request_id = %id,
-        method = %req.method(),
-        path = %req.path(),
-        otel.kind = "server",
-        otel.name = %name,
-        http.request.method = %req.method(),
-        url.path = %req.path(),
-        http.route = route.as_deref(),
-        http.response.status_code = tracing::field::Empty,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
+/// Whether the request is traced (traces on, and sampled): then its span is the HTTP server
+/// span of the OpenTelemetry semantic conventions, named after the route's pattern (known from
+/// the resource map before routing; low-cardinality, unlike the path), continuing the caller's
+/// W3C trace context.
+fn enter_trace(req: &ServiceRequest) -> Entry {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let traceparent =
-        nis_runtime::traces::continue_trace(&span, header("traceparent"), header("tracestate"));
-    (span, traceparent)
+    nis_runtime::traces::enter(header("traceparent"), header("tracestate"), || {
+        let route = req.match_pattern();
+        let name = match &route {
+            Some(route) => format!("{} {route}", req.method()),
+            None => req.method().to_string(),
+        };
+        tracing::info_span!(
+            target: nis_core::trace::TARGET,
+            "http",
+            otel.kind = "server",
+            otel.name = %name,
+            http.request.method = %req.method(),
+            url.path = %req.path(),
+            http.route = route.as_deref(),
+            http.response.status_code = tracing::field::Empty,
+        )
+    })
 }
 
 /// The service context of an HTTP request.

@@ -3,6 +3,7 @@
 //! what was applied, redelivers with back-off what failed, and dead-letters what can never be
 //! applied — undecodable or unknown-version messages at once, others after the last delivery.
 
+use nis_runtime::traces::Entry;
 use std::time::Duration;
 
 use async_nats::jetstream::{self, AckKind, consumer::pull};
@@ -82,9 +83,22 @@ pub async fn run<E: Entity, S: EntityService<E>>(
             async move {
                 match message {
                     Ok(message) => {
-                        let span = process_span(&message);
-                        handle::<E, S>(&jetstream, &service, &dead_subject, max_deliver, message)
-                            .instrument(span)
+                        // For a traced message, its log lines name the trace.
+                        let (trace, logs, traceparent) = match process_entry(&message) {
+                            Entry::Sampled(sampled) => {
+                                let logs = sampled.log_span();
+                                (sampled.span, logs, Some(sampled.traceparent))
+                            }
+                            untraced => (
+                                tracing::Span::none(),
+                                tracing::Span::none(),
+                                untraced.into_parts().1,
+                            ),
+                        };
+                        let queue = (&jetstream, dead_subject.as_str(), max_deliver);
+                        handle::<E, S>(queue, &service, traceparent, message)
+                            .instrument(logs)
+                            .instrument(trace)
                             .await
                     }
                     Err(e) => tracing::warn!(error = %e, "receiving link changes failed"),
@@ -103,25 +117,16 @@ fn count(service: &'static str, subject: &str, outcome: &'static str) {
         .increment(1);
 }
 
-/// The span of applying one message when traces are on: a consumer span in the trace of the
-/// publish that sent it (from its `traceparent` header), so the apply on this side is part of
-/// the request that made the change on the other.
-fn process_span(message: &jetstream::Message) -> tracing::Span {
-    if !nis_runtime::traces::enabled() {
-        return tracing::Span::none();
-    }
+/// Whether applying one message is traced: a consumer span in the trace of the publish that
+/// sent it (from its `traceparent` header), so the apply on this side is part of the request
+/// that made the change on the other.
+fn process_entry(message: &jetstream::Message) -> Entry {
     let traceparent = message
         .headers
         .as_ref()
         .and_then(|h| h.get("traceparent"))
-        .map(|v| v.as_str().to_owned());
-    let (span, _) = nis_runtime::traces::messaging_span(
-        "consumer",
-        "process",
-        message.subject.as_str(),
-        traceparent.as_deref(),
-    );
-    span
+        .map(|v| v.as_str());
+    nis_runtime::traces::messaging("consumer", "process", message.subject.as_str(), traceparent)
 }
 
 /// What to do with a message after trying to apply it.
@@ -176,11 +181,13 @@ pub fn disposition(
     }
 }
 
+/// Applies one message (`traceparent`: the trace context of its apply) and acknowledges,
+/// retries or dead-letters it, on the `queue` (its JetStream context, the dead-letter subject,
+/// and how often a message is delivered at most).
 async fn handle<E: Entity, S: EntityService<E>>(
-    jetstream: &jetstream::Context,
+    (jetstream, dead_subject, max_deliver): (&jetstream::Context, &str, i64),
     service: &S,
-    dead_subject: &str,
-    max_deliver: i64,
+    traceparent: Option<String>,
     message: jetstream::Message,
 ) {
     let subject = message.subject.to_string();
@@ -196,8 +203,7 @@ async fn handle<E: Entity, S: EntityService<E>>(
         .as_ref()
         .and_then(|h| h.get(REQUEST_ID_HEADER))
         .map_or_else(|| event.id.clone(), |v| v.as_str().to_owned());
-    let ctx = Context::new(Transport::Queue, request_id)
-        .with_trace_context(nis_runtime::traces::current_traceparent());
+    let ctx = Context::new(Transport::Queue, request_id).with_trace_context(traceparent);
     let delivered = message.info().map_or(1, |info| info.delivered);
     let applied = service.apply_link(&ctx, change).await;
     match disposition(applied.as_ref().map(|w| w.value), delivered, max_deliver) {

@@ -10,6 +10,7 @@ use nis_core::{
     outbox::{OutboxEntry, Publisher},
     request_id,
 };
+use tracing::Instrument as _;
 
 /// The longest wait for sending a batch, and again for its acknowledgements.
 const ACK_TIMEOUT: Duration = Duration::from_secs(5);
@@ -38,25 +39,27 @@ impl Publisher for JetStreamPublisher {
             let mut headers = HeaderMap::new();
             headers.insert("Nats-Msg-Id", entry.id.as_str());
             headers.insert(request_id::HEADER, entry.request_id.as_str());
-            if nis_runtime::traces::enabled() {
-                // The publish, a producer span in the trace of the write that recorded the
-                // entry; the message carries the span's context to the consumer.
-                let (_span, traceparent) = nis_runtime::traces::messaging_span(
-                    "producer",
-                    "publish",
-                    &entry.subject,
-                    entry.trace_context.as_deref(),
-                );
-                if let Some(traceparent) = traceparent {
-                    headers.insert("traceparent", traceparent.as_str());
-                }
+            // The publish, a producer span in the trace of the write that recorded the entry
+            // (when that is sampled); the message carries its context to the consumer.
+            let (span, traceparent) = nis_runtime::traces::messaging(
+                "producer",
+                "publish",
+                &entry.subject,
+                entry.trace_context.as_deref(),
+            )
+            .into_parts();
+            if let Some(traceparent) = traceparent {
+                headers.insert("traceparent", traceparent.as_str());
             }
             let send = self.jetstream.publish_with_headers(
                 entry.subject.clone(),
                 headers,
                 entry.payload.clone().into(),
             );
-            let sent = match tokio::time::timeout_at(sending, send).await {
+            let sent = match tokio::time::timeout_at(sending, send)
+                .instrument(span.unwrap_or_else(tracing::Span::none))
+                .await
+            {
                 Ok(Ok(ack)) => Ok(ack),
                 Ok(Err(e)) => Err(failed(entry, e)),
                 Err(_) => Err(no_ack(entry)),

@@ -10,7 +10,12 @@ use nis_core::metric_names::{
     RECONCILE_LAST_SUCCESS, RECONCILE_REPAIRED_TOTAL, RECONCILE_RUNS_TOTAL, REQUEST_DURATION,
     REQUESTS_TOTAL, TRACE_SPANS_DROPPED_TOTAL,
 };
-use tracing_subscriber::{EnvFilter, fmt, prelude::*};
+use tracing_subscriber::{
+    EnvFilter,
+    filter::{FilterExt as _, filter_fn},
+    fmt,
+    prelude::*,
+};
 
 /// How log lines are written to stdout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -104,7 +109,7 @@ pub fn init_tracing(format: LogFormat) -> LogGuard {
 
 /// [`init_tracing`], and spans exported as OpenTelemetry traces when the environment names a
 /// collector ([`crate::traces`]; `program` is the default service name). Must run on a Tokio
-/// runtime, which the exporter's batches use.
+/// runtime, which the exporter's gRPC channel uses.
 pub fn init_tracing_and_traces(format: LogFormat, program: &str) -> LogGuard {
     let (settings, problems) = crate::traces::TraceSettings::from_env(program);
     let guard = init_tracing_with_traces(format, &settings);
@@ -136,11 +141,18 @@ fn install(
     format: LogFormat,
     traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
 ) -> LogGuard {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // `RUST_LOG` chooses the log lines only, and the exported trace spans stay out of them
+    // (see `nis_core::trace`); the trace spans have their own filter (`traces::layer`), so
+    // quieter logs do not lose traces.
+    let filter = || {
+        EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| EnvFilter::new("info"))
+            .and(filter_fn(|meta| {
+                !(meta.is_span() && meta.target() == nis_core::trace::TARGET)
+            }))
+    };
     let (writer, guard) = tracing_appender::non_blocking(Batches::default());
-    let registry = tracing_subscriber::registry()
-        .with(filter)
-        .with(traces.as_ref().map(crate::traces::layer));
+    let registry = tracing_subscriber::registry().with(traces.as_ref().map(crate::traces::layer));
     let result = match format {
         LogFormat::Json => registry
             .with(
@@ -148,14 +160,16 @@ fn install(
                     .json()
                     .with_current_span(true)
                     .with_span_list(false)
-                    .with_writer(writer),
+                    .with_writer(writer)
+                    .with_filter(filter()),
             )
             .try_init(),
         LogFormat::Text => registry
             .with(
                 fmt::layer()
                     .with_ansi(std::io::stdout().is_terminal())
-                    .with_writer(writer),
+                    .with_writer(writer)
+                    .with_filter(filter()),
             )
             .try_init(),
     };

@@ -9,15 +9,13 @@
 //!   default) with a ratio (default 1.0), `parentbased_always_on`, `parentbased_always_off`,
 //!   `traceidratio`, `always_on`, `always_off`.
 //!
-//! Spans are exported in batches from a background task; an exporter that fails or is slow
+//! The sampler decides once per unit of work entering the process ([`enter`]): a sampled one
+//! gets spans, an unsampled one none at all, only a `traceparent` flagged unsampled to pass on.
+//! Spans are exported in batches from a thread of their own; an exporter that fails or is slow
 //! never delays a request, and the spans of a failed export are counted
 //! (`nis_trace_spans_dropped_total`).
 
-use std::{
-    collections::HashMap,
-    sync::atomic::{AtomicBool, Ordering},
-    time::Duration,
-};
+use std::{collections::HashMap, sync::OnceLock, time::Duration};
 
 use nis_core::metric_names::TRACE_SPANS_DROPPED_TOTAL;
 use opentelemetry::trace::TracerProvider as _;
@@ -26,21 +24,18 @@ use opentelemetry_sdk::{
     Resource,
     error::OTelSdkResult,
     propagation::TraceContextPropagator,
-    runtime,
-    trace::{
-        BatchConfigBuilder, Sampler, SdkTracerProvider, SpanData, SpanExporter,
-        span_processor_with_async_runtime::BatchSpanProcessor,
-    },
+    trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter},
 };
 
 /// How long one export may take before it is given up (and its spans counted as dropped).
 const EXPORT_TIMEOUT: Duration = Duration::from_secs(5);
 
-static ENABLED: AtomicBool = AtomicBool::new(false);
+/// The sampler of the process that exports traces, which [`enter`] asks.
+static SAMPLER: OnceLock<Sampler> = OnceLock::new();
 
 /// Whether spans are exported: the adapters read and write trace context only then.
 pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
+    SAMPLER.get().is_some()
 }
 
 /// What the environment says about traces.
@@ -159,8 +154,8 @@ impl<E: SpanExporter> SpanExporter for Counting<E> {
 }
 
 /// The tracer provider of `settings`, its spans exported to the endpoint in batches from a
-/// task on the current Tokio runtime; `None` when traces are off. Installs the W3C trace
-/// context propagator.
+/// thread of its own over a gRPC channel of the current Tokio runtime; `None` when traces are
+/// off. Installs the W3C trace context propagator and the sampler [`enter`] asks.
 pub fn provider(settings: &TraceSettings) -> Result<Option<SdkTracerProvider>, String> {
     let Some(endpoint) = &settings.endpoint else {
         return Ok(None);
@@ -171,15 +166,16 @@ pub fn provider(settings: &TraceSettings) -> Result<Option<SdkTracerProvider>, S
         .with_timeout(EXPORT_TIMEOUT)
         .build()
         .map_err(|e| format!("OTEL_EXPORTER_OTLP_ENDPOINT {endpoint}: {e}"))?;
-    let batches = BatchConfigBuilder::default()
-        .with_max_export_timeout(EXPORT_TIMEOUT)
-        .build();
-    let processor = BatchSpanProcessor::builder(Counting(exporter), runtime::Tokio)
-        .with_batch_config(batches)
-        .build();
+    // The SDK's own batch processor: spans queue up without waking anything, and a thread of
+    // its own exports them every few seconds or once a batch is full. (The processor on the
+    // async runtime wakes its task for every span ended, which cost a sampled request more than
+    // the rest of its spans together, in `make bench`.)
+    let processor = BatchSpanProcessor::builder(Counting(exporter)).build();
+    // Whether a trace is sampled is decided where it enters the process (`enter`): only the
+    // spans of a sampled one are made, and they are all kept.
     let provider = SdkTracerProvider::builder()
         .with_span_processor(processor)
-        .with_sampler(settings.sampler.sampler())
+        .with_sampler(Sampler::AlwaysOn)
         .with_resource(
             Resource::builder()
                 .with_service_name(settings.service_name.clone())
@@ -187,44 +183,130 @@ pub fn provider(settings: &TraceSettings) -> Result<Option<SdkTracerProvider>, S
         )
         .build();
     opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
-    ENABLED.store(true, Ordering::Relaxed);
+    let _ = SAMPLER.set(settings.sampler.sampler());
     Ok(Some(provider))
 }
 
 /// The W3C trace context headers (and gRPC metadata keys) a trace continues from.
 pub const CONTEXT_HEADERS: [&str; 2] = ["traceparent", "tracestate"];
 
-/// Makes `span` continue the trace of the caller's W3C `traceparent` and `tracestate` (a new
-/// trace when there is none) and records its `trace_id` and `span_id` fields, so that the log
-/// lines written inside it name them. Returns the span's own `traceparent`, for what the
-/// request records (the outbox entries of a write).
-pub fn continue_trace(
-    span: &tracing::Span,
+/// How a unit of work entering this process (a request, a message) takes part in traces.
+#[derive(Debug)]
+pub enum Entry {
+    /// Traces are off.
+    Off,
+    /// Not sampled: nothing is exported. The `traceparent` to pass on with what it causes (the
+    /// caller's trace, flagged unsampled), so the services after this one drop it too.
+    Unsampled(String),
+    /// Sampled.
+    Sampled(Sampled),
+}
+
+/// The trace span of a sampled unit of work, and its ids.
+#[derive(Debug)]
+pub struct Sampled {
+    /// The span, exported; it continues the caller's trace.
+    pub span: tracing::Span,
+    /// Its trace id (32 hex digits), for the log lines.
+    pub trace_id: String,
+    /// Its span id (16 hex digits), for the log lines.
+    pub span_id: String,
+    /// Its W3C `traceparent`, to record with, and send along with, what the work causes.
+    pub traceparent: String,
+}
+
+impl Sampled {
+    /// A span under the trace span for the log lines of the work: it names the trace's
+    /// `trace_id` and `span_id` (docs/behaviour.md §7, "Traces").
+    pub fn log_span(&self) -> tracing::Span {
+        tracing::info_span!(
+            target: nis_core::trace::LOG_TARGET,
+            parent: &self.span,
+            "trace",
+            trace_id = %self.trace_id,
+            span_id = %self.span_id,
+        )
+    }
+}
+
+impl Entry {
+    /// The trace span (when sampled) and the `traceparent` (when traces are on).
+    pub fn into_parts(self) -> (Option<tracing::Span>, Option<String>) {
+        match self {
+            Self::Off => (None, None),
+            Self::Unsampled(traceparent) => (None, Some(traceparent)),
+            Self::Sampled(sampled) => (Some(sampled.span), Some(sampled.traceparent)),
+        }
+    }
+}
+
+/// Decides whether the work that enters with the caller's W3C `traceparent` and `tracestate`
+/// (none: a trace begins here) is traced, by the configured sampler, and for a sampled one
+/// makes its span with `make` (of target [`nis_core::trace::TARGET`]), continuing the
+/// caller's trace. An unsampled one gets no span: it costs next to nothing.
+pub fn enter(
     traceparent: Option<&str>,
     tracestate: Option<&str>,
-) -> Option<String> {
-    use opentelemetry::trace::TraceContextExt as _;
+    make: impl FnOnce() -> tracing::Span,
+) -> Entry {
+    use opentelemetry::trace::{SpanKind, TraceContextExt as _};
+    use opentelemetry_sdk::trace::{IdGenerator as _, SamplingDecision, ShouldSample as _};
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-    let carrier: HashMap<&str, &str> = CONTEXT_HEADERS
-        .into_iter()
-        .zip([traceparent, tracestate])
-        .filter_map(|(name, value)| Some((name, value?)))
-        .collect();
-    let parent = opentelemetry::global::get_text_map_propagator(|p| p.extract(&Carrier(&carrier)));
-    let _ = span.set_parent(parent);
-    let context = span.context();
-    let ids = context.span().span_context().clone();
-    if !ids.is_valid() {
-        return None;
+    let Some(sampler) = SAMPLER.get() else {
+        return Entry::Off;
+    };
+    let parent = match traceparent {
+        Some(traceparent) => {
+            let carrier: HashMap<&str, &str> = CONTEXT_HEADERS
+                .into_iter()
+                .zip([Some(traceparent), tracestate])
+                .filter_map(|(name, value)| Some((name, value?)))
+                .collect();
+            opentelemetry::global::get_text_map_propagator(|p| p.extract(&Carrier(&carrier)))
+        }
+        None => opentelemetry::Context::new(),
+    };
+    let remote = parent.span().span_context().clone();
+    let ids = opentelemetry_sdk::trace::RandomIdGenerator::default();
+    let trace_id = if remote.is_valid() {
+        remote.trace_id()
+    } else {
+        ids.new_trace_id()
+    };
+    let sampled = sampler
+        .should_sample(Some(&parent), trace_id, "", &SpanKind::Server, &[], &[])
+        .decision
+        == SamplingDecision::RecordAndSample;
+    let unsampled = || {
+        let span_id = if remote.is_valid() {
+            remote.span_id()
+        } else {
+            ids.new_span_id()
+        };
+        Entry::Unsampled(format!("00-{trace_id}-{span_id}-00"))
+    };
+    if !sampled {
+        return unsampled();
     }
-    let (trace_id, span_id) = (ids.trace_id().to_string(), ids.span_id().to_string());
-    span.record("trace_id", trace_id.as_str());
-    span.record("span_id", span_id.as_str());
-    Some(format!(
-        "00-{trace_id}-{span_id}-{:02x}",
-        ids.trace_flags().to_u8()
-    ))
+    let span = make();
+    if remote.is_valid() {
+        let _ = span.set_parent(parent);
+    }
+    let context = span.context();
+    let own = context.span().span_context().clone();
+    if !own.is_valid() {
+        // A subscriber that does not export the span: nothing to trace.
+        return unsampled();
+    }
+    let (trace_id, span_id) = (own.trace_id().to_string(), own.span_id().to_string());
+    let traceparent = format!("00-{trace_id}-{span_id}-{:02x}", own.trace_flags().to_u8());
+    Entry::Sampled(Sampled {
+        span,
+        trace_id,
+        span_id,
+        traceparent,
+    })
 }
 
 /// Header values as the propagator reads them.
@@ -240,13 +322,20 @@ impl opentelemetry::propagation::Extractor for Carrier<'_> {
     }
 }
 
-/// The W3C trace context of the current span, as (header, value) pairs to send with an
-/// outgoing call (gRPC metadata, message headers); none when traces are off.
-pub fn current_context_headers() -> Vec<(&'static str, String)> {
+/// The W3C trace context to send with an outgoing call (gRPC metadata) made by work whose
+/// `traceparent` is `here`, as (header, value) pairs: the current span's inside a sampled
+/// trace (so the callee's spans are its children), `here` otherwise (an unsampled trace, so
+/// the callee drops it too); none when traces are off.
+pub fn outgoing_context(here: Option<&str>) -> Vec<(&'static str, String)> {
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
     if !enabled() {
         return Vec::new();
+    }
+    if !nis_core::trace::in_trace() {
+        return here
+            .map(|traceparent| vec![("traceparent", traceparent.to_owned())])
+            .unwrap_or_default();
     }
     let mut carrier: HashMap<String, String> = HashMap::new();
     let context = tracing::Span::current().context();
@@ -257,45 +346,87 @@ pub fn current_context_headers() -> Vec<(&'static str, String)> {
         .collect()
 }
 
-/// The W3C `traceparent` of the current span (traces on), to record with what it causes.
-pub fn current_traceparent() -> Option<String> {
-    current_context_headers()
-        .into_iter()
-        .find(|(name, _)| *name == "traceparent")
-        .map(|(_, value)| value)
+/// The `traceparent` of the work now being done, for what it records: the current trace
+/// span's inside a sampled trace; otherwise (traces on) the caller's `incoming` flagged
+/// unsampled, or a new unsampled one.
+pub fn traceparent_here(incoming: Option<&str>) -> Option<String> {
+    use opentelemetry_sdk::trace::IdGenerator as _;
+
+    if !enabled() {
+        return None;
+    }
+    if nis_core::trace::in_trace() {
+        return outgoing_context(None)
+            .into_iter()
+            .find(|(name, _)| *name == "traceparent")
+            .map(|(_, value)| value);
+    }
+    let ids = opentelemetry_sdk::trace::RandomIdGenerator::default();
+    let caller = incoming.and_then(|t| {
+        let mut parts = t.split('-');
+        let (_, trace_id, span_id) = (parts.next()?, parts.next()?, parts.next()?);
+        (trace_id.len() == 32 && span_id.len() == 16).then(|| format!("{trace_id}-{span_id}"))
+    });
+    Some(format!(
+        "00-{}-00",
+        caller.unwrap_or_else(|| format!("{}-{}", ids.new_trace_id(), ids.new_span_id()))
+    ))
 }
 
-/// A span of kind `kind` (`producer`, `consumer`) for the messaging operation `operation`
-/// (`publish`, `process`) on `subject`, continuing the trace whose `traceparent` is given;
-/// with the span's own `traceparent`.
-pub fn messaging_span(
+/// The entry of one messaging operation (OpenTelemetry's messaging conventions) of kind `kind`
+/// (`producer`, `consumer`), `operation` (`publish`, `process`), on `subject`, in the trace
+/// whose `traceparent` the entry or message carries.
+pub fn messaging(
     kind: &'static str,
     operation: &'static str,
     subject: &str,
     traceparent: Option<&str>,
-) -> (tracing::Span, Option<String>) {
-    let span = tracing::info_span!(
-        "message",
-        otel.name = %format!("{operation} {subject}"),
-        otel.kind = kind,
-        messaging.system = "nats",
-        messaging.operation.name = operation,
-        messaging.destination.name = %subject,
-        trace_id = tracing::field::Empty,
-        span_id = tracing::field::Empty,
-    );
-    let own = continue_trace(&span, traceparent, None);
-    (span, own)
+) -> Entry {
+    enter(traceparent, None, || {
+        tracing::info_span!(
+            target: nis_core::trace::TARGET,
+            "message",
+            otel.name = %format_args!("{operation} {subject}"),
+            otel.kind = kind,
+            messaging.system = "nats",
+            messaging.operation.name = operation,
+            messaging.destination.name = %subject,
+        )
+    })
 }
 
-/// The `tracing` layer that turns spans into OpenTelemetry spans of `provider`.
-pub fn layer<S>(
-    provider: &SdkTracerProvider,
-) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>
+/// The `tracing` layer that turns the trace spans (target [`nis_core::trace::TARGET`]) into
+/// OpenTelemetry spans of `provider`, with the warnings and errors written inside them as span
+/// events. Nothing else reaches it: the spans of an unsampled request, of the libraries, and
+/// the ordinary log lines cost it nothing.
+pub fn layer<S>(provider: &SdkTracerProvider) -> impl tracing_subscriber::Layer<S>
 where
     S: tracing::Subscriber + for<'span> tracing_subscriber::registry::LookupSpan<'span>,
 {
-    tracing_opentelemetry::layer().with_tracer(provider.tracer("nis"))
+    use tracing_subscriber::{
+        Layer as _,
+        filter::{LevelFilter, filter_fn},
+    };
+
+    let traced = filter_fn(|meta| {
+        if meta.is_span() {
+            meta.target() == nis_core::trace::TARGET
+        } else {
+            *meta.level() <= tracing::Level::WARN
+        }
+    })
+    .with_max_level_hint(LevelFilter::INFO);
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("nis"))
+        // What the spans say is in their fields; where in the code, which thread, how long
+        // idle, and an OpenTelemetry context made current on every poll would each cost every
+        // span of a sampled request and tell an operator nothing.
+        .with_location(false)
+        .with_threads(false)
+        .with_target(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
+        .with_filter(traced)
 }
 
 #[cfg(test)]

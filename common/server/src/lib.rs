@@ -325,12 +325,9 @@ pub async fn serve(
     let listed = [served, &[tonic_health::pb::health_server::SERVICE_NAME]].concat();
     let reflection =
         nis_grpc::reflection(&listed).map_err(|e| StartError::setup("gRPC reflection", e))?;
-    let builder = tonic::transport::Server::builder().timeout(settings.store_timeout * 2);
-    let mut builder = if nis_runtime::traces::enabled() {
-        builder.trace_fn(nis_grpc::server_span)
-    } else {
-        builder
-    };
+    let mut builder = tonic::transport::Server::builder()
+        .timeout(settings.store_timeout * 2)
+        .layer(nis_grpc::ServerSpans);
     let router = builder
         .add_routes(grpc.routes)
         .add_service(health_service)

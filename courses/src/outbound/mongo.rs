@@ -32,8 +32,20 @@ use nis_core::{
 };
 use nis_runtime::secret::Secret;
 use serde::{Deserialize, Serialize};
+use tracing::Instrument as _;
 
 use crate::domain::{Course, CourseDraft, Description, ShortText, StudentIds};
+
+/// The span of one command on `collection` in a traced request (docs/behaviour.md §7,
+/// "Traces").
+fn command<T: Send + Sync>(name: &'static str, collection: &Collection<T>) -> tracing::Span {
+    nis_core::trace::database("mongodb", name, Some(collection.name()))
+}
+
+/// The span of one command on no collection (`ping`, `commitTransaction`).
+fn database_command(name: &'static str) -> tracing::Span {
+    nis_core::trace::database("mongodb", name, None)
+}
 
 /// Courses in MongoDB.
 #[derive(Debug, Clone)]
@@ -209,7 +221,9 @@ impl MongoCourses {
     pub async fn migrate(&self) -> Result<(), Error> {
         let db = self.courses.namespace().db;
         let db = self.client.database(&db);
-        let existing = self.bounded(db.list_collection_names()).await?;
+        let existing = self
+            .bounded(tracing::Span::none(), db.list_collection_names())
+            .await?;
         for name in COLLECTIONS {
             if existing.iter().any(|e| e == name) {
                 continue;
@@ -221,7 +235,7 @@ impl MongoCourses {
                     other => other,
                 }
             };
-            self.bounded(created).await?;
+            self.bounded(tracing::Span::none(), created).await?;
         }
         let index = |key: &str| {
             IndexModel::builder()
@@ -229,23 +243,33 @@ impl MongoCourses {
                 .options(IndexOptions::builder().name(format!("{key}_1")).build())
                 .build()
         };
-        self.bounded(self.courses.create_index(index("student_ids")))
-            .await?;
+        self.bounded(
+            tracing::Span::none(),
+            self.courses.create_index(index("student_ids")),
+        )
+        .await?;
         // The relay deletes what was published by event id.
-        self.bounded(self.outbox.create_index(index("event_id")))
-            .await?;
+        self.bounded(
+            tracing::Span::none(),
+            self.outbox.create_index(index("event_id")),
+        )
+        .await?;
         // The periodic purge of expired keys.
-        self.bounded(self.keys.create_index(index("expires_at")))
-            .await
-            .map(|_| ())
+        self.bounded(
+            tracing::Span::none(),
+            self.keys.create_index(index("expires_at")),
+        )
+        .await
+        .map(|_| ())
     }
 
-    /// Runs one database call under the deadline, mapping its errors.
+    /// Runs one database call under the deadline, in `span`, mapping its errors.
     async fn bounded<T>(
         &self,
+        span: tracing::Span,
         call: impl IntoFuture<Output = Result<T, mongodb::error::Error>>,
     ) -> Result<T, Error> {
-        match tokio::time::timeout(self.timeout, call.into_future()).await {
+        match tokio::time::timeout(self.timeout, call.into_future().instrument(span)).await {
             Ok(outcome) => outcome.map_err(map_error),
             Err(_) => Err(self.too_slow()),
         }
@@ -259,8 +283,11 @@ impl MongoCourses {
     }
 
     async fn read(&self, id: &ObjectId) -> Result<Option<CourseDocument>, Error> {
-        self.bounded(self.courses.find_one(doc! { "_id": id }))
-            .await
+        self.bounded(
+            command("find", &self.courses),
+            self.courses.find_one(doc! { "_id": id }),
+        )
+        .await
     }
 
     /// Writes `change` in `session`'s transaction; `false` when the course is not at version
@@ -275,7 +302,12 @@ impl MongoCourses {
         Ok(match change {
             Change::Insert { id, draft, clocks } => {
                 let document = CourseDocument::new(object_id(&id), &draft, clocks, 0);
-                self.courses.insert_one(document).session(session).await?;
+                self.courses
+                    .insert_one(document)
+                    .session(session)
+                    .into_future()
+                    .instrument(command("insert", &self.courses))
+                    .await?;
                 true
             }
             Change::Replace { id, draft, clocks } => {
@@ -286,12 +318,20 @@ impl MongoCourses {
                     .courses
                     .replace_one(filter, document)
                     .session(session)
+                    .into_future()
+                    .instrument(command("update", &self.courses))
                     .await?;
                 done.matched_count == 1
             }
             Change::Delete { id } => {
                 let filter = doc! { "_id": object_id(&id), "version": version };
-                let done = self.courses.delete_one(filter).session(session).await?;
+                let done = self
+                    .courses
+                    .delete_one(filter)
+                    .session(session)
+                    .into_future()
+                    .instrument(command("delete", &self.courses))
+                    .await?;
                 done.deleted_count == 1
             }
             Change::Relink { id, links, clocks } => {
@@ -307,6 +347,8 @@ impl MongoCourses {
                     .courses
                     .update_one(filter, doc! { "$set": set })
                     .session(session)
+                    .into_future()
+                    .instrument(command("update", &self.courses))
                     .await?;
                 done.matched_count == 1
             }
@@ -323,7 +365,12 @@ impl MongoCourses {
     ) -> Result<bool, mongodb::error::Error> {
         let now = DateTime::now();
         let expired = doc! { "_id": key.key.as_str(), "expires_at": { "$lte": now } };
-        self.keys.delete_one(expired).session(&mut *session).await?;
+        self.keys
+            .delete_one(expired)
+            .session(&mut *session)
+            .into_future()
+            .instrument(command("delete", &self.keys))
+            .await?;
         let retention = i64::try_from(key.retention.as_millis()).unwrap_or(i64::MAX);
         let document = KeyDocument {
             key: key.key.to_string(),
@@ -331,7 +378,14 @@ impl MongoCourses {
             course_id: key.entity,
             expires_at: DateTime::from_millis(now.timestamp_millis().saturating_add(retention)),
         };
-        match self.keys.insert_one(document).session(session).await {
+        match self
+            .keys
+            .insert_one(document)
+            .session(session)
+            .into_future()
+            .instrument(command("insert", &self.keys))
+            .await
+        {
             Ok(_) => Ok(true),
             Err(e) if is_duplicate_key(&e) => Ok(false),
             Err(e) => Err(e),
@@ -350,7 +404,7 @@ impl MongoCourses {
                 .try_collect::<Vec<_>>()
                 .await
         };
-        let documents = self.bounded(find).await?;
+        let documents = self.bounded(command("find", &self.courses), find).await?;
         documents.into_iter().map(Course::try_from).collect()
     }
 }
@@ -407,10 +461,17 @@ impl EntityStore<Course> for MongoCourses {
                 self.outbox
                     .insert_many(entries)
                     .session(&mut session)
+                    .into_future()
+                    .instrument(command("insert", &self.outbox))
                     .await?;
             }
             loop {
-                match session.commit_transaction().await {
+                match session
+                    .commit_transaction()
+                    .into_future()
+                    .instrument(database_command("commitTransaction"))
+                    .await
+                {
                     Err(e) if e.contains_label(UNKNOWN_TRANSACTION_COMMIT_RESULT) => continue,
                     other => return other.map(|()| Committed::Done),
                 }
@@ -426,7 +487,9 @@ impl EntityStore<Course> for MongoCourses {
 
     async fn find_key(&self, key: &str) -> Result<Option<KeyRecord>, Error> {
         let live = doc! { "_id": key, "expires_at": { "$gt": DateTime::now() } };
-        let found = self.bounded(self.keys.find_one(live)).await?;
+        let found = self
+            .bounded(command("find", &self.keys), self.keys.find_one(live))
+            .await?;
         Ok(found.map(|k| KeyRecord {
             fingerprint: k.fingerprint,
             entity: k.course_id,
@@ -435,12 +498,18 @@ impl EntityStore<Course> for MongoCourses {
 
     async fn purge_keys(&self) -> Result<u64, Error> {
         let expired = doc! { "expires_at": { "$lte": DateTime::now() } };
-        let done = self.bounded(self.keys.delete_many(expired)).await?;
+        let done = self
+            .bounded(
+                command("delete", &self.keys),
+                self.keys.delete_many(expired),
+            )
+            .await?;
         Ok(done.deleted_count)
     }
 
     async fn ping(&self) -> Result<(), Error> {
         self.bounded(
+            database_command("ping"),
             self.client
                 .database("admin")
                 .run_command(doc! { "ping": 1 }),
@@ -486,8 +555,11 @@ impl RelationStore for MongoCourses {
             .projection(doc! { "student_ids": 1, "link_clocks": 1 })
             .sort(doc! { "_id": 1 })
             .batch_size(SCAN_BATCH);
-        let mut cursor = self.bounded(find).await?;
-        while let Some(document) = self.bounded(cursor.try_next()).await? {
+        let mut cursor = self.bounded(command("find", &relation), find).await?;
+        while let Some(document) = self
+            .bounded(command("getMore", &relation), cursor.try_next())
+            .await?
+        {
             visit(RelationRow {
                 id: CourseId::from(document.id.bytes()).to_string(),
                 links: document.student_ids,
@@ -521,7 +593,8 @@ impl RelationStore for MongoCourses {
                 doc! { "$set": { "holder": holder, "until": until } },
             )
             .upsert(true);
-        match tokio::time::timeout(self.timeout, taken.into_future()).await {
+        let taken = taken.into_future().instrument(command("update", &leases));
+        match tokio::time::timeout(self.timeout, taken).await {
             Ok(Ok(_)) => Ok(true),
             Ok(Err(e)) if is_duplicate_key(&e) => Ok(false),
             Ok(Err(e)) => Err(map_error(e)),
@@ -603,7 +676,7 @@ impl Outbox for MongoCourses {
                 .try_collect::<Vec<_>>()
                 .await
         };
-        let documents = self.bounded(claim).await?;
+        let documents = self.bounded(command("claim", &self.outbox), claim).await?;
         Ok(documents
             .into_iter()
             .map(|d| OutboxEntry {
@@ -617,12 +690,19 @@ impl Outbox for MongoCourses {
     }
 
     async fn published(&self, ids: &[String]) -> Result<(), Error> {
-        self.bounded(self.outbox.delete_many(doc! { "event_id": { "$in": ids } }))
-            .await
-            .map(|_| ())
+        self.bounded(
+            command("delete", &self.outbox),
+            self.outbox.delete_many(doc! { "event_id": { "$in": ids } }),
+        )
+        .await
+        .map(|_| ())
     }
 
     async fn backlog(&self) -> Result<u64, Error> {
-        self.bounded(self.outbox.count_documents(doc! {})).await
+        self.bounded(
+            command("count", &self.outbox),
+            self.outbox.count_documents(doc! {}),
+        )
+        .await
     }
 }

@@ -23,9 +23,15 @@ use sqlx::{
     postgres::{PgConnectOptions, PgPoolOptions},
     types::Json,
 };
+use tracing::Instrument as _;
 use uuid::Uuid;
 
 use crate::domain::{CourseIds, PersonName, Student};
+
+/// The span of one statement in a traced request (docs/behaviour.md §7, "Traces").
+fn statement(operation: &'static str, table: Option<&str>) -> tracing::Span {
+    nis_core::trace::database("postgresql", operation, table)
+}
 
 /// The schema migrations, compiled into the binary.
 pub static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
@@ -125,9 +131,13 @@ impl PostgresStudents {
         MIGRATOR.run(&self.pool).await
     }
 
-    /// Runs `work` (one statement or a whole transaction) under the deadline.
-    async fn bounded<T>(&self, work: impl Future<Output = Result<T, Error>>) -> Result<T, Error> {
-        tokio::time::timeout(self.timeout, work)
+    /// Runs `work` (one statement or a whole transaction) under the deadline, in `span`.
+    async fn bounded<T>(
+        &self,
+        span: tracing::Span,
+        work: impl Future<Output = Result<T, Error>>,
+    ) -> Result<T, Error> {
+        tokio::time::timeout(self.timeout, work.instrument(span))
             .await
             .unwrap_or_else(|_| {
                 Err(Error::unavailable(format!(
@@ -142,7 +152,9 @@ impl PostgresStudents {
         query: sqlx::query::QueryAs<'_, Postgres, StudentRow, sqlx::postgres::PgArguments>,
     ) -> Result<Vec<Student>, Error> {
         let rows = self
-            .bounded(async { query.fetch_all(&self.pool).await.map_err(map_error) })
+            .bounded(statement("SELECT", Some("students")), async {
+                query.fetch_all(&self.pool).await.map_err(map_error)
+            })
             .await?;
         rows.into_iter().map(Student::try_from).collect()
     }
@@ -155,6 +167,7 @@ impl PostgresStudents {
         sqlx::query("DELETE FROM idempotency_keys WHERE key = $1 AND expires_at <= now()")
             .bind(key.key.as_str())
             .execute(&mut **tx)
+            .instrument(statement("DELETE", Some("idempotency_keys")))
             .await
             .map_err(map_error)?;
         let entity = Uuid::parse_str(&key.entity)
@@ -168,6 +181,7 @@ impl PostgresStudents {
         .bind(entity)
         .bind(key.retention.as_secs_f64())
         .execute(&mut **tx)
+        .instrument(statement("INSERT", Some("idempotency_keys")))
         .await
         .map_err(map_error)?;
         Ok(stored.rows_affected() == 1)
@@ -180,8 +194,8 @@ impl PostgresStudents {
         expected: Option<i64>,
     ) -> Result<bool, Error> {
         let version = expected.unwrap_or(0);
-        let query = match change {
-            Change::Insert { id, draft, clocks } => sqlx::query(
+        let (operation, query) = match change {
+            Change::Insert { id, draft, clocks } => ("INSERT", sqlx::query(
                 "INSERT INTO students (id, name, first_name, last_name, course_ids, link_clocks) \
                  VALUES ($1, $2, $3, $4, $5, $6)",
             )
@@ -190,8 +204,8 @@ impl PostgresStudents {
             .bind(draft.first_name.as_str().to_owned())
             .bind(draft.last_name.as_str().to_owned())
             .bind(strings(&draft.course_ids))
-            .bind(Json(clocks)),
-            Change::Replace { id, draft, clocks } => sqlx::query(
+            .bind(Json(clocks))),
+            Change::Replace { id, draft, clocks } => ("UPDATE", sqlx::query(
                 "UPDATE students SET name = $3, first_name = $4, last_name = $5, course_ids = $6, \
                  link_clocks = $7, version = version + 1, updated_at = now() \
                  WHERE id = $1 AND version = $2",
@@ -202,23 +216,28 @@ impl PostgresStudents {
             .bind(draft.first_name.as_str().to_owned())
             .bind(draft.last_name.as_str().to_owned())
             .bind(strings(&draft.course_ids))
-            .bind(Json(clocks)),
-            Change::Delete { id } => {
+            .bind(Json(clocks))),
+            Change::Delete { id } => (
+                "DELETE",
                 sqlx::query("DELETE FROM students WHERE id = $1 AND version = $2")
                     .bind(id.as_uuid())
-                    .bind(version)
-            }
-            Change::Relink { id, links, clocks } => sqlx::query(
+                    .bind(version),
+            ),
+            Change::Relink { id, links, clocks } => ("UPDATE", sqlx::query(
                 "UPDATE students SET course_ids = COALESCE($3, course_ids), link_clocks = $4, \
                  version = version + 1, updated_at = now() WHERE id = $1 AND version = $2",
             )
             .bind(id.as_uuid())
             .bind(version)
             .bind(links)
-            .bind(Json(clocks)),
+            .bind(Json(clocks))),
             Change::Nothing => return Ok(true),
         };
-        let done = query.execute(&mut **tx).await.map_err(map_error)?;
+        let done = query
+            .execute(&mut **tx)
+            .instrument(statement(operation, Some("students")))
+            .await
+            .map_err(map_error)?;
         Ok(done.rows_affected() == 1)
     }
 }
@@ -237,7 +256,7 @@ impl EntityStore<Student> for PostgresStudents {
 
     async fn get(&self, id: &StudentId) -> Result<Option<Student>, Error> {
         let row: Option<StudentRow> = self
-            .bounded(async {
+            .bounded(statement("SELECT", Some("students")), async {
                 sqlx::query_as(&format!("SELECT {COLUMNS} FROM students WHERE id = $1"))
                     .bind(id.as_uuid())
                     .fetch_optional(&self.pool)
@@ -267,7 +286,7 @@ impl EntityStore<Student> for PostgresStudents {
 
     async fn load_links(&self, id: &StudentId) -> Result<Option<LinkState>, Error> {
         let row: Option<LinkRow> = self
-            .bounded(async {
+            .bounded(statement("SELECT", Some("students")), async {
                 sqlx::query_as(
                     "SELECT course_ids, link_clocks, version FROM students WHERE id = $1",
                 )
@@ -285,8 +304,13 @@ impl EntityStore<Student> for PostgresStudents {
     }
 
     async fn commit(&self, commit: Commit<Student>) -> Result<Committed, Error> {
-        self.bounded(async {
-            let mut tx = self.pool.begin().await.map_err(map_error)?;
+        self.bounded(tracing::Span::none(), async {
+            let mut tx = self
+                .pool
+                .begin()
+                .instrument(statement("BEGIN", None))
+                .await
+                .map_err(map_error)?;
             // The key first: a request made twice at once then waits here for the other to
             // commit, and finds its key taken, not the student's unique names.
             if let Some(key) = commit.key
@@ -311,10 +335,14 @@ impl EntityStore<Student> for PostgresStudents {
                 .bind(entry.request_id)
                 .bind(entry.trace_context)
                 .execute(&mut *tx)
+                .instrument(statement("INSERT", Some("outbox")))
                 .await
                 .map_err(map_error)?;
             }
-            tx.commit().await.map_err(map_error)?;
+            tx.commit()
+                .instrument(statement("COMMIT", None))
+                .await
+                .map_err(map_error)?;
             Ok(Committed::Done)
         })
         .await
@@ -322,7 +350,7 @@ impl EntityStore<Student> for PostgresStudents {
 
     async fn find_key(&self, key: &str) -> Result<Option<KeyRecord>, Error> {
         let row: Option<(String, Uuid)> = self
-            .bounded(async {
+            .bounded(statement("SELECT", Some("idempotency_keys")), async {
                 sqlx::query_as(
                     "SELECT fingerprint, entity_id FROM idempotency_keys \
                      WHERE key = $1 AND expires_at > now()",
@@ -340,7 +368,7 @@ impl EntityStore<Student> for PostgresStudents {
     }
 
     async fn purge_keys(&self) -> Result<u64, Error> {
-        self.bounded(async {
+        self.bounded(statement("DELETE", Some("idempotency_keys")), async {
             sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= now()")
                 .execute(&self.pool)
                 .await
@@ -351,7 +379,7 @@ impl EntityStore<Student> for PostgresStudents {
     }
 
     async fn ping(&self) -> Result<(), Error> {
-        self.bounded(async {
+        self.bounded(statement("SELECT", None), async {
             sqlx::query("SELECT 1")
                 .execute(&self.pool)
                 .await
@@ -382,7 +410,7 @@ impl RelationStore for PostgresStudents {
         let mut after: Option<Uuid> = None;
         loop {
             let rows: Vec<RelationDbRow> = self
-                .bounded(async {
+                .bounded(statement("SELECT", Some("students")), async {
                     sqlx::query_as(
                         "SELECT id, course_ids, link_clocks FROM students \
                          WHERE $1::uuid IS NULL OR id > $1 ORDER BY id LIMIT $2",
@@ -416,7 +444,7 @@ impl RelationStore for PostgresStudents {
         ttl: Duration,
     ) -> Result<bool, Error> {
         let taken: Option<(String,)> = self
-            .bounded(async {
+            .bounded(statement("INSERT", Some("leases")), async {
                 sqlx::query_as(
                     "INSERT INTO leases (name, holder, until) \
                      VALUES ($1, $2, now() + make_interval(secs => $3)) \
@@ -457,7 +485,7 @@ impl Outbox for PostgresStudents {
         // SKIP LOCKED: two relays claiming at once take disjoint rows instead of waiting for
         // each other; the lease is the server's clock, the same for every replica.
         let mut rows: Vec<OutboxRow> = self
-            .bounded(async {
+            .bounded(statement("UPDATE", Some("outbox")), async {
                 sqlx::query_as(
                     "UPDATE outbox SET claimed_by = $1, \
                      claimed_until = now() + make_interval(secs => $2) \
@@ -492,7 +520,7 @@ impl Outbox for PostgresStudents {
             .iter()
             .filter_map(|id| Uuid::parse_str(id).ok())
             .collect();
-        self.bounded(async {
+        self.bounded(statement("DELETE", Some("outbox")), async {
             sqlx::query("DELETE FROM outbox WHERE id = ANY($1)")
                 .bind(ids)
                 .execute(&self.pool)
@@ -505,7 +533,7 @@ impl Outbox for PostgresStudents {
 
     async fn backlog(&self) -> Result<u64, Error> {
         let count: i64 = self
-            .bounded(async {
+            .bounded(statement("SELECT", Some("outbox")), async {
                 sqlx::query_scalar("SELECT count(*) FROM outbox")
                     .fetch_one(&self.pool)
                     .await
