@@ -155,7 +155,7 @@ impl<E: SpanExporter> SpanExporter for Counting<E> {
 
 /// The tracer provider of `settings`, its spans exported to the endpoint in batches from a
 /// thread of its own over a gRPC channel of the current Tokio runtime; `None` when traces are
-/// off. Installs the W3C trace context propagator and the sampler [`enter`] asks.
+/// off. Installs the sampler [`enter`] asks.
 pub fn provider(settings: &TraceSettings) -> Result<Option<SdkTracerProvider>, String> {
     let Some(endpoint) = &settings.endpoint else {
         return Ok(None);
@@ -169,7 +169,7 @@ pub fn provider(settings: &TraceSettings) -> Result<Option<SdkTracerProvider>, S
     // The SDK's own batch processor: spans queue up without waking anything, and a thread of
     // its own exports them every few seconds or once a batch is full. (The processor on the
     // async runtime wakes its task for every span ended, which cost a sampled request more than
-    // the rest of its spans together, in `make bench`.)
+    // the rest of its spans together: docs/performance.md, "Traces".)
     let processor = BatchSpanProcessor::builder(Counting(exporter)).build();
     // Whether a trace is sampled is decided where it enters the process (`enter`): only the
     // spans of a sampled one are made, and they are all kept.
@@ -182,7 +182,6 @@ pub fn provider(settings: &TraceSettings) -> Result<Option<SdkTracerProvider>, S
                 .build(),
         )
         .build();
-    opentelemetry::global::set_text_map_propagator(TraceContextPropagator::new());
     let _ = SAMPLER.set(settings.sampler.sampler());
     Ok(Some(provider))
 }
@@ -249,13 +248,26 @@ pub fn enter(
     tracestate: Option<&str>,
     make: impl FnOnce() -> tracing::Span,
 ) -> Entry {
-    use opentelemetry::trace::{SpanKind, TraceContextExt as _};
+    match SAMPLER.get() {
+        Some(sampler) => enter_with(sampler, traceparent, tracestate, make),
+        None => Entry::Off,
+    }
+}
+
+/// [`enter`], asking `sampler`.
+fn enter_with(
+    sampler: &Sampler,
+    traceparent: Option<&str>,
+    tracestate: Option<&str>,
+    make: impl FnOnce() -> tracing::Span,
+) -> Entry {
+    use opentelemetry::{
+        propagation::TextMapPropagator as _,
+        trace::{SpanKind, TraceContextExt as _},
+    };
     use opentelemetry_sdk::trace::{IdGenerator as _, SamplingDecision, ShouldSample as _};
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
-    let Some(sampler) = SAMPLER.get() else {
-        return Entry::Off;
-    };
     let parent = match traceparent {
         Some(traceparent) => {
             let carrier: HashMap<&str, &str> = CONTEXT_HEADERS
@@ -263,7 +275,7 @@ pub fn enter(
                 .zip([Some(traceparent), tracestate])
                 .filter_map(|(name, value)| Some((name, value?)))
                 .collect();
-            opentelemetry::global::get_text_map_propagator(|p| p.extract(&Carrier(&carrier)))
+            TraceContextPropagator::new().extract(&Carrier(&carrier))
         }
         None => opentelemetry::Context::new(),
     };
@@ -327,6 +339,7 @@ impl opentelemetry::propagation::Extractor for Carrier<'_> {
 /// trace (so the callee's spans are its children), `here` otherwise (an unsampled trace, so
 /// the callee drops it too); none when traces are off.
 pub fn outgoing_context(here: Option<&str>) -> Vec<(&'static str, String)> {
+    use opentelemetry::propagation::TextMapPropagator as _;
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
     if !enabled() {
@@ -339,7 +352,7 @@ pub fn outgoing_context(here: Option<&str>) -> Vec<(&'static str, String)> {
     }
     let mut carrier: HashMap<String, String> = HashMap::new();
     let context = tracing::Span::current().context();
-    opentelemetry::global::get_text_map_propagator(|p| p.inject_context(&context, &mut carrier));
+    TraceContextPropagator::new().inject_context(&context, &mut carrier);
     CONTEXT_HEADERS
         .iter()
         .filter_map(|name| carrier.remove(*name).map(|value| (*name, value)))
@@ -483,5 +496,47 @@ mod tests {
         ]);
         assert_eq!(s.sampler, SamplerChoice::ParentBasedRatio(1.0));
         assert_eq!(problems.len(), 2, "{problems:?}");
+    }
+
+    /// What [`enter_with`] decided, and whether it asked for a span.
+    fn decide(sampler: SamplerChoice, traceparent: Option<&str>) -> (Entry, bool) {
+        let made = std::cell::Cell::new(false);
+        let entry = enter_with(&sampler.sampler(), traceparent, None, || {
+            made.set(true);
+            tracing::Span::none()
+        });
+        (entry, made.get())
+    }
+
+    #[test]
+    fn an_unsampled_request_gets_no_span_and_passes_the_callers_trace_on_unsampled() {
+        let caller = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        let (entry, made) = decide(SamplerChoice::ParentBasedRatio(1.0), Some(caller));
+        assert!(!made, "the caller did not sample it");
+        assert!(matches!(entry, Entry::Unsampled(t) if t == caller));
+
+        let (entry, made) = decide(SamplerChoice::ParentBasedRatio(0.0), None);
+        assert!(!made);
+        let Entry::Unsampled(new) = entry else {
+            panic!("a new trace, not kept")
+        };
+        let parts: Vec<&str> = new.split('-').collect();
+        assert_eq!(parts.len(), 4, "{new}");
+        assert_eq!((parts[1].len(), parts[2].len(), parts[3]), (32, 16, "00"));
+    }
+
+    #[test]
+    fn the_sampler_follows_the_caller_or_the_ratio_as_configured() {
+        let sampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        // Parent-based: the caller's decision, whatever the ratio.
+        assert!(decide(SamplerChoice::ParentBasedRatio(0.0), Some(sampled)).1);
+        assert!(!decide(SamplerChoice::ParentBasedAlwaysOn, Some(unsampled)).1);
+        // Not parent-based: the ratio (or the fixed answer) decides.
+        assert!(decide(SamplerChoice::Ratio(1.0), Some(unsampled)).1);
+        assert!(!decide(SamplerChoice::AlwaysOff, Some(sampled)).1);
+        // A new trace: the ratio.
+        assert!(decide(SamplerChoice::ParentBasedRatio(1.0), None).1);
+        assert!(!decide(SamplerChoice::ParentBasedAlwaysOff, None).1);
     }
 }
