@@ -227,6 +227,29 @@ async fn a_link_written_on_students_is_one_trace_through_the_outbox_the_queue_an
     system.stop().await;
 }
 
+/// The binary `program` with `env`, serving gRPC on port `grpc`, its peer (`{PEER}_GRPC_URL`)
+/// on `peer_grpc`.
+async fn start(
+    program: &str,
+    env: &[(String, String)],
+    grpc: u16,
+    (peer, peer_grpc): (&str, u16),
+) -> Running {
+    let binary = workspace_binary(program);
+    Running::start(
+        &binary.to_string_lossy(),
+        env,
+        &[
+            ("GRPC_ADDR", format!("127.0.0.1:{grpc}")),
+            (
+                &format!("{peer}_GRPC_URL"),
+                format!("http://127.0.0.1:{peer_grpc}"),
+            ),
+        ],
+    )
+    .await
+}
+
 /// The two binaries, each with its own JSON logs, exporting to `collector`, each other's peer:
 /// (students, courses, what to remove afterwards).
 async fn traced_binaries(collector: &Collector) -> (Running, Running, (String, String, String)) {
@@ -260,28 +283,18 @@ async fn traced_binaries(collector: &Collector) -> (Running, Running, (String, S
         ],
     ]
     .concat();
-    let courses = Running::start(
-        &workspace_binary("courses").to_string_lossy(),
+    let courses = start(
+        "courses",
         &courses_env,
-        &[
-            ("GRPC_ADDR", format!("127.0.0.1:{courses_grpc}")),
-            (
-                "STUDENTS_GRPC_URL",
-                format!("http://127.0.0.1:{students_grpc}"),
-            ),
-        ],
+        courses_grpc,
+        ("STUDENTS", students_grpc),
     )
     .await;
-    let students = Running::start(
-        &workspace_binary("students").to_string_lossy(),
+    let students = start(
+        "students",
         &students_env,
-        &[
-            ("GRPC_ADDR", format!("127.0.0.1:{students_grpc}")),
-            (
-                "COURSES_GRPC_URL",
-                format!("http://127.0.0.1:{courses_grpc}"),
-            ),
-        ],
+        students_grpc,
+        ("COURSES", courses_grpc),
     )
     .await;
     (students, courses, (database, courses_database, prefix))
