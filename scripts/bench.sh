@@ -595,11 +595,11 @@ reconcile_run() {
     sleep 0.05
   done
   wait "$pid" || { cat "$out" >&2; die "students reconcile failed ($1)"; }
-  # The run's figures, from its JSON log line.
-  result "$(jq -c --arg c "$1" --argjson s "$peak_s" --argjson co "$peak_c" --argjson r "$peak_r" \
+  # The run's figures, from its JSON log line (the report after it is text).
+  result "$(grep '^{' "$out" | jq -c --arg c "$1" --argjson s "$peak_s" --argjson co "$peak_c" --argjson r "$peak_r" \
     'select(.fields.pairs != null) | .fields | {kind: "reconcile", case: $c, pairs, buckets: .buckets_differed,
       here: .repaired_here, peer: .repaired_peer, bytes: .bytes_exchanged, seconds: .duration_s,
-      students_kb: $s, courses_kb: $co, command_kb: $r}' <"$out")"
+      students_kb: $s, courses_kb: $co, command_kb: $r}')"
   log "reconcile ($1): $(grep -v '^{' "$out" | tr -s ' ' | tr '\n' ';')"
 }
 reconcile_run "200,000 agreeing pairs"
