@@ -72,18 +72,19 @@ where
         self.0.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
-        let (trace, logs) = match server_entry(&request) {
-            nis_runtime::traces::Entry::Sampled(sampled) => {
-                let logs = sampled.log_span();
-                (sampled.span, logs)
-            }
-            _ => (tracing::Span::none(), tracing::Span::none()),
-        };
-        // Both entered, the trace span first: the spans made inside find it as their parent.
+    fn call(&mut self, mut request: http::Request<B>) -> Self::Future {
+        let (trace, logs, traceparent) = server_entry(&request).into_spans();
+        // The handler's [`context`] takes the decision from here instead of making it again.
+        if let Some(traceparent) = traceparent {
+            request.extensions_mut().insert(TraceParent(traceparent));
+        }
         self.0.call(request).instrument(logs).instrument(trace)
     }
 }
+
+/// The `traceparent` [`ServerSpans`] gave a call, for its [`context`].
+#[derive(Debug, Clone)]
+struct TraceParent(String);
 
 fn server_entry<B>(request: &http::Request<B>) -> nis_runtime::traces::Entry {
     let header = |name: &str| request.headers().get(name).and_then(|v| v.to_str().ok());
@@ -103,13 +104,19 @@ fn server_entry<B>(request: &http::Request<B>) -> nis_runtime::traces::Entry {
 }
 
 /// The service context of a gRPC request (request id from `x-request-id` metadata, or new; the
-/// trace context of its span, or the caller's flagged unsampled).
+/// trace context [`ServerSpans`] decided on).
 pub fn context<T>(request: &Request<T>) -> Context {
-    let metadata = |name: &str| request.metadata().get(name).and_then(|v| v.to_str().ok());
-    let id = request_id::sanitize(metadata(request_id::HEADER));
-    Context::new(Transport::Grpc, id).with_trace_context(nis_runtime::traces::traceparent_here(
-        metadata("traceparent"),
-    ))
+    let id = request_id::sanitize(
+        request
+            .metadata()
+            .get(request_id::HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let traceparent = request
+        .extensions()
+        .get::<TraceParent>()
+        .map(|t| t.0.clone());
+    Context::new(Transport::Grpc, id).with_trace_context(traceparent)
 }
 
 /// The gRPC server reflection service of a port that serves `services` (fully qualified names,

@@ -84,17 +84,7 @@ pub async fn run<E: Entity, S: EntityService<E>>(
                 match message {
                     Ok(message) => {
                         // For a traced message, its log lines name the trace.
-                        let (trace, logs, traceparent) = match process_entry(&message) {
-                            Entry::Sampled(sampled) => {
-                                let logs = sampled.log_span();
-                                (sampled.span, logs, Some(sampled.traceparent))
-                            }
-                            untraced => (
-                                tracing::Span::none(),
-                                tracing::Span::none(),
-                                untraced.into_parts().1,
-                            ),
-                        };
+                        let (trace, logs, traceparent) = process_entry(&message).into_spans();
                         let queue = (&jetstream, dead_subject.as_str(), max_deliver);
                         handle::<E, S>(queue, &service, traceparent, message)
                             .instrument(logs)

@@ -229,6 +229,23 @@ impl Sampled {
 }
 
 impl Entry {
+    /// The spans to run the work in — the trace span, and under it [`Sampled::log_span`]
+    /// (both disabled unless sampled; enter the trace span first, so that the spans made
+    /// inside find it as their parent) — and the `traceparent` (when traces are on).
+    pub fn into_spans(self) -> (tracing::Span, tracing::Span, Option<String>) {
+        match self {
+            Self::Sampled(sampled) => {
+                let logs = sampled.log_span();
+                (sampled.span, logs, Some(sampled.traceparent))
+            }
+            untraced => (
+                tracing::Span::none(),
+                tracing::Span::none(),
+                untraced.into_parts().1,
+            ),
+        }
+    }
+
     /// The trace span (when sampled) and the `traceparent` (when traces are on).
     pub fn into_parts(self) -> (Option<tracing::Span>, Option<String>) {
         match self {
@@ -357,33 +374,6 @@ pub fn outgoing_context(here: Option<&str>) -> Vec<(&'static str, String)> {
         .iter()
         .filter_map(|name| carrier.remove(*name).map(|value| (*name, value)))
         .collect()
-}
-
-/// The `traceparent` of the work now being done, for what it records: the current trace
-/// span's inside a sampled trace; otherwise (traces on) the caller's `incoming` flagged
-/// unsampled, or a new unsampled one.
-pub fn traceparent_here(incoming: Option<&str>) -> Option<String> {
-    use opentelemetry_sdk::trace::IdGenerator as _;
-
-    if !enabled() {
-        return None;
-    }
-    if nis_core::trace::in_trace() {
-        return outgoing_context(None)
-            .into_iter()
-            .find(|(name, _)| *name == "traceparent")
-            .map(|(_, value)| value);
-    }
-    let ids = opentelemetry_sdk::trace::RandomIdGenerator::default();
-    let caller = incoming.and_then(|t| {
-        let mut parts = t.split('-');
-        let (_, trace_id, span_id) = (parts.next()?, parts.next()?, parts.next()?);
-        (trace_id.len() == 32 && span_id.len() == 16).then(|| format!("{trace_id}-{span_id}"))
-    });
-    Some(format!(
-        "00-{}-00",
-        caller.unwrap_or_else(|| format!("{}-{}", ids.new_trace_id(), ids.new_span_id()))
-    ))
 }
 
 /// The entry of one messaging operation (OpenTelemetry's messaging conventions) of kind `kind`
