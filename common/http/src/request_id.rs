@@ -46,8 +46,8 @@ pub(super) async fn middleware(
                 request_id = %id,
                 method = %req.method(),
                 path = %req.path(),
-                trace_id = %sampled.trace_id,
-                span_id = %sampled.span_id,
+                trace_id = sampled.trace_id(),
+                span_id = sampled.span_id(),
             );
             (span, Some(sampled.span), Some(sampled.traceparent))
         }
@@ -64,6 +64,7 @@ pub(super) async fn middleware(
     let trace = traced.clone().unwrap_or_else(tracing::Span::none);
     let mut response = next.call(req).instrument(span).instrument(trace).await?;
     if let Some(traced) = traced {
+        name_after_route(&traced, &response);
         traced.record("http.response.status_code", response.status().as_u16());
     }
     if let Ok(value) = HeaderValue::from_str(&id) {
@@ -75,28 +76,40 @@ pub(super) async fn middleware(
 }
 
 /// Whether the request is traced (traces on, and sampled): then its span is the HTTP server
-/// span of the OpenTelemetry semantic conventions, named after the route's pattern (known from
-/// the resource map before routing; low-cardinality, unlike the path), continuing the caller's
-/// W3C trace context.
+/// span of the OpenTelemetry semantic conventions, continuing the caller's W3C trace context.
+/// Its route is known once the request has been routed ([`name_after_route`]).
 fn enter_trace(req: &ServiceRequest) -> Entry {
     let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
     nis_runtime::traces::enter(header("traceparent"), header("tracestate"), || {
-        let route = req.match_pattern();
-        let name = match &route {
-            Some(route) => format!("{} {route}", req.method()),
-            None => req.method().to_string(),
-        };
+        let method = req.method().as_str();
         tracing::info_span!(
             target: nis_core::trace::TARGET,
             "http",
             otel.kind = "server",
-            otel.name = %name,
-            http.request.method = %req.method(),
-            url.path = %req.path(),
-            http.route = route.as_deref(),
+            otel.name = method,
+            http.request.method = method,
+            url.path = req.path(),
+            http.route = tracing::field::Empty,
             http.response.status_code = tracing::field::Empty,
         )
     })
+}
+
+/// Names the HTTP server span of a routed request after its route's pattern
+/// (`GET /api/students/{id}`: low-cardinality, unlike the path) and records the route. Read
+/// from what routing left in the request, rather than by routing it a second time before.
+fn name_after_route(traced: &tracing::Span, response: &ServiceResponse<impl MessageBody>) {
+    use opentelemetry::trace::TraceContextExt as _;
+    use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+
+    let request = response.request();
+    if let Some(route) = request.match_pattern() {
+        traced
+            .context()
+            .span()
+            .update_name(format!("{} {route}", request.method()));
+        traced.record("http.route", route.as_str());
+    }
 }
 
 /// The service context of an HTTP request.

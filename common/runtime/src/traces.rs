@@ -206,15 +206,22 @@ pub enum Entry {
 pub struct Sampled {
     /// The span, exported; it continues the caller's trace.
     pub span: tracing::Span,
-    /// Its trace id (32 hex digits), for the log lines.
-    pub trace_id: String,
-    /// Its span id (16 hex digits), for the log lines.
-    pub span_id: String,
-    /// Its W3C `traceparent`, to record with, and send along with, what the work causes.
+    /// Its W3C `traceparent` (`00-{trace id}-{span id}-{flags}`), to record with, and send
+    /// along with, what the work causes.
     pub traceparent: String,
 }
 
 impl Sampled {
+    /// Its trace id (32 hex digits), for the log lines.
+    pub fn trace_id(&self) -> &str {
+        &self.traceparent[3..35]
+    }
+
+    /// Its span id (16 hex digits), for the log lines.
+    pub fn span_id(&self) -> &str {
+        &self.traceparent[36..52]
+    }
+
     /// A span under the trace span for the log lines of the work: it names the trace's
     /// `trace_id` and `span_id` (docs/behaviour.md §7, "Traces").
     pub fn log_span(&self) -> tracing::Span {
@@ -222,8 +229,8 @@ impl Sampled {
             target: nis_core::trace::LOG_TARGET,
             parent: &self.span,
             "trace",
-            trace_id = %self.trace_id,
-            span_id = %self.span_id,
+            trace_id = self.trace_id(),
+            span_id = self.span_id(),
         )
     }
 }
@@ -328,14 +335,13 @@ fn enter_with(
         // A subscriber that does not export the span: nothing to trace.
         return unsampled();
     }
-    let (trace_id, span_id) = (own.trace_id().to_string(), own.span_id().to_string());
-    let traceparent = format!("00-{trace_id}-{span_id}-{:02x}", own.trace_flags().to_u8());
-    Entry::Sampled(Sampled {
-        span,
-        trace_id,
-        span_id,
-        traceparent,
-    })
+    let traceparent = format!(
+        "00-{}-{}-{:02x}",
+        own.trace_id(),
+        own.span_id(),
+        own.trace_flags().to_u8()
+    );
+    Entry::Sampled(Sampled { span, traceparent })
 }
 
 /// Header values as the propagator reads them.

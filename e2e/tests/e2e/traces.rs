@@ -56,6 +56,11 @@ async fn a_cross_query_is_one_trace_from_the_callers_span_through_both_services(
         "it continues the caller's trace"
     );
     assert_eq!(http.kind, 2);
+    assert_eq!(
+        http.attribute("http.route"),
+        Some("/api/students/{id}/courses")
+    );
+    assert_eq!(http.attribute("http.response.status_code"), Some("200"));
     // The student is looked up (in the cache), then courses is asked.
     let use_case = collector
         .wait_for("the student's lookup under it", |s| {
