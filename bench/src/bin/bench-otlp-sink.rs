@@ -37,7 +37,8 @@ struct Config {
 /// An `ExportTraceServiceRequest` read only as deep as its spans, each kept as its undecoded
 /// bytes. The sink shares the benchmark's cores with the replica it measures, so it must cost
 /// as little as a collector on another machine would cost that replica: decoding every span
-/// (names, ids, attributes) cost it a tenth of what the traced replica spent building them.
+/// (names, ids, attributes) cost about a quarter of what the replica spent tracing the request
+/// (docs/performance.md, "Traces").
 #[derive(Clone, PartialEq, prost::Message)]
 struct Export {
     #[prost(message, repeated, tag = "1")]
