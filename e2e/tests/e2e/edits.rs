@@ -214,7 +214,7 @@ async fn concurrent_one_link_edits_of_one_course_keep_the_last_operation_of_each
         let (system, course, student) = (system.clone(), course.clone(), student.clone());
         async move {
             let mut rng = StdRng::seed_from_u64(n as u64);
-            let mut last = false;
+            let (mut last, mut retried) = (false, 0u32);
             for op in 0..OPERATIONS_PER_PAIR {
                 let link = rng.random_bool(0.5);
                 let (service, path) = if (n + op) % 2 == 0 {
@@ -230,21 +230,38 @@ async fn concurrent_one_link_edits_of_one_course_keep_the_last_operation_of_each
                         format!("/api/students/{student}/courses/{course}"),
                     )
                 };
-                let (status, answer) = one_link(service, &path, link).await;
+                // A write that kept losing its commit to the others for the retry budget is
+                // refused with 503 `unavailable`, nothing written, "try again"
+                // (docs/behaviour.md §5.7): under the whole suite's load on two cores it can
+                // happen, and a client does as told. The operations are idempotent.
+                let mut answered = one_link(service, &path, link).await;
+                for _ in 0..3 {
+                    if answered.0 != 503 || !answered.1.contains("\"unavailable\"") {
+                        break;
+                    }
+                    retried += 1;
+                    answered = one_link(service, &path, link).await;
+                }
+                let (status, answer) = answered;
                 assert_eq!(status, 204, "pair {n} op {op}: {answer}");
                 last = link;
             }
-            (student, last)
+            (student, last, retried)
         }
     });
     let outcomes = join_all(pairs).await;
+    let retried: u32 = outcomes.iter().map(|(_, _, retried)| retried).sum();
+    let outcomes: Vec<(String, bool)> = outcomes
+        .into_iter()
+        .map(|(student, last, _)| (student, last))
+        .collect();
     let linked: BTreeSet<String> = outcomes
         .iter()
         .filter(|(_, linked)| *linked)
         .map(|(student, _)| student.clone())
         .collect();
     eprintln!(
-        "{} one-link operations on {PAIRS} pairs; {} pairs end linked",
+        "{} one-link operations on {PAIRS} pairs ({retried} retried after a 503); {} pairs end linked",
         PAIRS * OPERATIONS_PER_PAIR,
         linked.len()
     );
