@@ -214,12 +214,12 @@ pub struct Sampled {
 impl Sampled {
     /// Its trace id (32 hex digits), for the log lines.
     pub fn trace_id(&self) -> &str {
-        &self.traceparent[3..35]
+        self.traceparent.get(3..35).unwrap_or_default()
     }
 
     /// Its span id (16 hex digits), for the log lines.
     pub fn span_id(&self) -> &str {
-        &self.traceparent[36..52]
+        self.traceparent.get(36..52).unwrap_or_default()
     }
 
     /// A span under the trace span for the log lines of the work: it names the trace's
@@ -519,6 +519,21 @@ mod tests {
         let parts: Vec<&str> = new.split('-').collect();
         assert_eq!(parts.len(), 4, "{new}");
         assert_eq!((parts[1].len(), parts[2].len(), parts[3]), (32, 16, "00"));
+    }
+
+    #[test]
+    fn a_sampled_requests_ids_are_those_of_its_traceparent() {
+        let sampled = Sampled {
+            span: tracing::Span::none(),
+            traceparent: "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into(),
+        };
+        assert_eq!(sampled.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(sampled.span_id(), "00f067aa0ba902b7");
+        let odd = Sampled {
+            span: tracing::Span::none(),
+            traceparent: "00-short".into(),
+        };
+        assert_eq!((odd.trace_id(), odd.span_id()), ("", ""));
     }
 
     #[test]
