@@ -293,14 +293,10 @@ fn enter_with(
     use tracing_opentelemetry::OpenTelemetrySpanExt as _;
 
     let parent = match traceparent {
-        Some(traceparent) => {
-            let carrier: HashMap<&str, &str> = CONTEXT_HEADERS
-                .into_iter()
-                .zip([Some(traceparent), tracestate])
-                .filter_map(|(name, value)| Some((name, value?)))
-                .collect();
-            TraceContextPropagator::new().extract(&Carrier(&carrier))
-        }
+        Some(traceparent) => TraceContextPropagator::new().extract(&Carrier {
+            traceparent,
+            tracestate,
+        }),
         None => opentelemetry::Context::new(),
     };
     let remote = parent.span().span_context().clone();
@@ -344,16 +340,24 @@ fn enter_with(
     Entry::Sampled(Sampled { span, traceparent })
 }
 
-/// Header values as the propagator reads them.
-struct Carrier<'a>(&'a HashMap<&'a str, &'a str>);
+/// The caller's trace context headers as the propagator reads them (without collecting them
+/// into a map: most requests behind the gateway carry a `traceparent`).
+struct Carrier<'a> {
+    traceparent: &'a str,
+    tracestate: Option<&'a str>,
+}
 
 impl opentelemetry::propagation::Extractor for Carrier<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).copied()
+        match key {
+            "traceparent" => Some(self.traceparent),
+            "tracestate" => self.tracestate,
+            _ => None,
+        }
     }
 
     fn keys(&self) -> Vec<&str> {
-        self.0.keys().copied().collect()
+        CONTEXT_HEADERS.to_vec()
     }
 }
 
