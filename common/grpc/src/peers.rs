@@ -175,7 +175,10 @@ impl Peer for StudentsPeer {
             page: self::page(page),
         };
         let answer = self.replicas.call(
-            ("nis.v1.StudentPeerService", "ListStudentsLinkingCourse"),
+            (
+                pb::student_peer_service_server::SERVICE_NAME,
+                "ListStudentsLinkingCourse",
+            ),
             |channel| {
                 let request = request(ctx, message.clone());
                 async move {
@@ -195,14 +198,20 @@ impl Peer for StudentsPeer {
         let message = pb::StudentExistsRequest { id: id.to_owned() };
         let answer = self
             .replicas
-            .call(("nis.v1.StudentPeerService", "StudentExists"), |channel| {
-                let request = request(ctx, message.clone());
-                async move {
-                    StudentPeerServiceClient::new(channel)
-                        .student_exists(request)
-                        .await
-                }
-            })
+            .call(
+                (
+                    pb::student_peer_service_server::SERVICE_NAME,
+                    "StudentExists",
+                ),
+                |channel| {
+                    let request = request(ctx, message.clone());
+                    async move {
+                        StudentPeerServiceClient::new(channel)
+                            .student_exists(request)
+                            .await
+                    }
+                },
+            )
             .await;
         existence("students", "student", id, answer)
     }
@@ -238,7 +247,10 @@ impl Peer for CoursesPeer {
             page: self::page(page),
         };
         let answer = self.replicas.call(
-            ("nis.v1.CoursePeerService", "ListCoursesLinkingStudent"),
+            (
+                pb::course_peer_service_server::SERVICE_NAME,
+                "ListCoursesLinkingStudent",
+            ),
             |channel| {
                 let request = request(ctx, message.clone());
                 async move {
@@ -258,14 +270,17 @@ impl Peer for CoursesPeer {
         let message = pb::CourseExistsRequest { id: id.to_owned() };
         let answer = self
             .replicas
-            .call(("nis.v1.CoursePeerService", "CourseExists"), |channel| {
-                let request = request(ctx, message.clone());
-                async move {
-                    CoursePeerServiceClient::new(channel)
-                        .course_exists(request)
-                        .await
-                }
-            })
+            .call(
+                (pb::course_peer_service_server::SERVICE_NAME, "CourseExists"),
+                |channel| {
+                    let request = request(ctx, message.clone());
+                    async move {
+                        CoursePeerServiceClient::new(channel)
+                            .course_exists(request)
+                            .await
+                    }
+                },
+            )
             .await;
         existence("courses", "course", id, answer)
     }

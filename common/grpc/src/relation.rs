@@ -184,10 +184,13 @@ impl RelationPeer for RelationClient {
         };
         let answer = self
             .replicas
-            .call(("nis.v1.RelationService", "Digest"), |channel| {
-                let request = request(ctx, message.clone());
-                async move { Self::client(channel).digest(request).await }
-            })
+            .call(
+                (pb::relation_service_server::SERVICE_NAME, "Digest"),
+                |channel| {
+                    let request = request(ctx, message.clone());
+                    async move { Self::client(channel).digest(request).await }
+                },
+            )
             .await;
         match answer {
             Ok(response) => {
@@ -206,10 +209,13 @@ impl RelationPeer for RelationClient {
             };
             let answer = self
                 .replicas
-                .call(("nis.v1.RelationService", "Pairs"), |channel| {
-                    let request = request(ctx, message.clone());
-                    async move { Self::client(channel).pairs(request).await }
-                })
+                .call(
+                    (pb::relation_service_server::SERVICE_NAME, "Pairs"),
+                    |channel| {
+                        let request = request(ctx, message.clone());
+                        async move { Self::client(channel).pairs(request).await }
+                    },
+                )
                 .await;
             match answer {
                 Ok(response) => {
@@ -228,10 +234,13 @@ impl RelationPeer for RelationClient {
         // A repair is idempotent: sending it again to another replica is safe.
         let answer = self
             .replicas
-            .call(("nis.v1.RelationService", "Repair"), |channel| {
-                let request = request(ctx, message.clone());
-                async move { Self::client(channel).repair(request).await }
-            })
+            .call(
+                (pb::relation_service_server::SERVICE_NAME, "Repair"),
+                |channel| {
+                    let request = request(ctx, message.clone());
+                    async move { Self::client(channel).repair(request).await }
+                },
+            )
             .await;
         match answer {
             Ok(response) => {
