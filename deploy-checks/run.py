@@ -14,7 +14,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from nischeck import compose, gateway, installer, keys, metrics, nats, network, parity, scaling, scrape, secrets, traces  # noqa: E402
+from nischeck import cache, compose, gateway, installer, keys, metrics, nats, network, parity, scaling, scrape, secrets, traces  # noqa: E402
 from nischeck.repo import OVERLAYS  # noqa: E402
 from nischeck.report import Report  # noqa: E402
 
@@ -39,6 +39,7 @@ def main() -> int:
             (f"k8s {overlay}: traces to the same Tempo as compose", lambda o=overlay: traces.check_traces(o)),
             (f"k8s {overlay}: NetworkPolicies <-> pods", lambda o=overlay: network.check_network(o)),
             (f"k8s {overlay}: replicas", lambda o=overlay: scaling.check_scaling(o)),
+            (f"k8s {overlay}: Redis failover and cache fences", lambda o=overlay: cache.check_redis(o)),
             (f"k8s {overlay}: secret references", lambda o=overlay: secrets.check_secrets(o)),
             (f"k8s {overlay}: install.sh twice, and --dry-run (stub kubectl/helm)", lambda o=overlay: installer.check_install(o)),
         ]

@@ -16,9 +16,14 @@ CHART_POD_NAMES = {"postgresql", "mongodb", "redis", "nats"}
 CLIENTS = {
     "postgresql": {"students"},
     "mongodb": {"courses", "mongodb"},
-    "redis": {"courses", "students"},
+    # redis: prod runs a primary, replicas and Sentinels (k8s/helm/prod/redis.yaml)
+    "redis": {"courses", "students", "redis"},
     "nats": {"courses", "students", "initializer", "nats"},
 }
+
+# Ports on which the pods of a clustered store must reach each other: Redis replication and
+# Sentinel (prod, k8s/helm/prod/redis.yaml), NATS cluster routes, the MongoDB replica set.
+PEER_PORTS = {"redis": {6379, 26379}, "nats": {6222}, "mongodb": {27017}}
 
 
 def pod_names(docs: list[dict]) -> set[str]:
@@ -59,7 +64,23 @@ def policy_problems(docs: list[dict]) -> list[str]:
     for store in CLIENTS:
         if not any(selected_name(p["spec"].get("podSelector", {})) == store for p in policies):
             found.append(f"{store}: no NetworkPolicy selects it")
+    for store, ports in PEER_PORTS.items():
+        missing = ports - admitted_ports(policies, store, store)
+        if missing:
+            found.append(f"{store}: its pods are not admitted to each other on port(s) {', '.join(map(str, sorted(missing)))}")
     return found
+
+
+def admitted_ports(policies: list[dict], store: str, client: str) -> set[int]:
+    """The ports of the pods named `store` that the policies open to the pods named `client`."""
+    ports: set[int] = set()
+    for policy in policies:
+        if selected_name(policy["spec"].get("podSelector", {})) != store:
+            continue
+        for rule in policy["spec"].get("ingress", []):
+            if any(selected_name(peer.get("podSelector", {})) == client for peer in rule.get("from", [])):
+                ports |= {port.get("port") for port in rule.get("ports", [])}
+    return ports
 
 
 # Where each chart switches its own NetworkPolicy, at the pinned chart version: left on, it

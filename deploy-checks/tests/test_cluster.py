@@ -66,3 +66,10 @@ def test_a_chart_policy_left_on_is_caught():
         "k8s/helm/postgresql.yaml: primary.networkPolicy.enabled is not false (the chart's own policy would admit everyone)",
         "k8s/helm/redis.yaml: networkPolicy.enabled is not false (the chart's own policy would admit everyone)",
     ]
+
+
+def test_store_pods_cut_off_from_each_other_are_caught():
+    objects = docs()
+    redis = policy(objects, "redis")
+    redis["spec"]["ingress"] = [r for r in redis["spec"]["ingress"] if all(network.selected_name(p.get("podSelector", {})) != "redis" for p in r["from"])]
+    assert network.policy_problems(objects) == ["redis: its pods are not admitted to each other on port(s) 6379, 26379"]
