@@ -28,6 +28,9 @@ REQUIRED_ALERTS = {
     "dead letters": lambda e: "dead_lettered" in e,
     "outbox backlog": lambda e: "nis_outbox_pending" in e,
     "instance down": lambda e: re.search(r"\bup\{", e) is not None,
+    # The cache on the write path: writes refused for want of a fence, settles that failed.
+    "cache fence refusals": lambda e: "increase(nis_cache_fence_refusals_total" in e,
+    "cache settle failures": lambda e: "increase(nis_cache_settle_failures_total" in e,
     # Reconciliation: any repaired pair (a change the queue lost), and runs that stopped
     # succeeding; the latter only where periodic runs are on (interval > 0).
     "reconciliation repairs": lambda e: "increase(nis_reconcile_repaired_pairs_total" in e,
@@ -40,6 +43,8 @@ REQUIRED_VIEWS = {
     "RED per service by transport and operation": lambda e: "nis_requests_total" in e and "transport,operation" in e,
     "latency by transport and operation": lambda e: "nis_request_duration_seconds_bucket" in e and "transport,operation" in e,
     "cache hit ratio": lambda e: "nis_cache_lookups_total" in e and 'result="hit"' in e and "/" in e,
+    "cache: writes refused for want of a fence": lambda e: "nis_cache_fence_refusals_total" in e,
+    "cache: settles failed after a commit": lambda e: "nis_cache_settle_failures_total" in e,
     "events published": lambda e: "nis_events_published_total" in e,
     "events consumed by outcome": lambda e: "nis_events_consumed_total" in e and "outcome" in e,
     "events dead-lettered": lambda e: "dead_lettered" in e,

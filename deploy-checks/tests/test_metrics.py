@@ -70,3 +70,13 @@ def test_the_reconciliation_panels_are_required():
         "no panel on reconciliation: interval (the alert's threshold)",
         "no panel on dead letters per service",
     ]
+
+
+def test_the_cache_alerts_and_panel_are_required():
+    rules = alert_expressions()
+    without = [e for name, e in rules.items() if name not in {"NisCacheFenceRefusals", "NisCacheSettleFailures"}]
+    assert metrics.missing(metrics.REQUIRED_ALERTS, without, "alert") == ["no alert on cache fence refusals", "no alert on cache settle failures"]
+    board = metrics.dashboards()[metrics.DASHBOARDS / "nis-services.json"]
+    expressions = [expr for _, expr in metrics.prometheus_queries(board) if "nis_cache_fence" not in expr and "nis_cache_settle" not in expr]
+    found = [f for f in metrics.missing(metrics.REQUIRED_VIEWS, expressions, "panel") if "cache:" in f]
+    assert found == ["no panel on cache: writes refused for want of a fence", "no panel on cache: settles failed after a commit"]
