@@ -54,8 +54,8 @@ impl InProcessService {
 }
 
 /// Serves the HTTP API of `E` in this process: `nis_http::bind` on `127.0.0.1:0` with one
-/// worker, the routes of `E` over `decorators::stack(Core::new(MemoryStore::<E>::new(make_id),
-/// ..), MemoryCache)`, `peer` answering the cross queries, and a readiness that names the same
+/// worker, the routes of `E` over `decorators::stack(Core::new(Fenced::new(MemoryStore::<E>::new(make_id),
+/// cache), ..), cache)` (a `MemoryCache`), `peer` answering the cross queries, and a readiness that names the same
 /// dependencies as a real service (`database`, `cache`, `queue`), all up while the fakes are.
 pub async fn serve_with_peer<E: JsonEntity>(
     make_id: impl Fn(u64) -> E::Id + Send + Sync + 'static,
@@ -66,7 +66,8 @@ pub async fn serve_with_peer<E: JsonEntity>(
     }
     let store = MemoryStore::<E>::new(make_id);
     let cache = MemoryCache::default();
-    let service = decorators::stack(Core::new(store.clone(), LINKS_SUBJECT), cache.clone());
+    let fenced = decorators::Fenced::new(store.clone(), cache.clone());
+    let service = decorators::stack(Core::new(fenced, LINKS_SUBJECT), cache.clone());
     let settings = HttpSettings {
         addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         workers: 1,

@@ -38,6 +38,7 @@ async fn record<E: Entity, S: EntityStore<E>>(store: &S, n: usize) -> Vec<String
         change: Change::Nothing,
         outbox,
         key: None,
+        relinked: vec![],
     };
     assert_eq!(store.commit(commit).await.expect("commit"), Committed::Done);
     ids

@@ -40,6 +40,7 @@ pub async fn assert_scan_and_lease<E, S>(
             },
             outbox: vec![],
             key: None,
+            relinked: vec![linked.to_string()],
         };
         assert_eq!(store.commit(commit).await.expect("insert"), Committed::Done);
         expected.push(RelationRow {

@@ -1,7 +1,8 @@
 //! The Redis adapter of the core's cache port (`nis_core::cache`; docs/behaviour.md §6).
 //!
 //! Every call has a short deadline; after a failure, lookups skip Redis for a moment so that a
-//! dead or slow Redis costs requests almost nothing (they go to the database).
+//! dead or slow Redis costs reads almost nothing (they go to the database). Fences are always
+//! tried: a write that cannot fence is refused.
 
 use std::{
     sync::{
@@ -13,19 +14,106 @@ use std::{
 
 use redis::{AsyncCommands as _, Client, aio::ConnectionManager, aio::ConnectionManagerConfig};
 
-use nis_core::cache::{Cache, CacheError, Lookup};
+use nis_core::cache::{Cache, CacheError, Fence, Lookup};
 use nis_runtime::config::CacheSettings;
 use tracing::Instrument as _;
 
-/// How long a scope's generation counter outlives its last bump. Much longer than any entry's
-/// TTL, so an expired counter can only bring back entries that expired long ago.
-const GENERATION_TTL_SECS: i64 = 24 * 3600;
+/// How long a scope's settled generation outlives its last change. Much longer than any
+/// entry's TTL; when it expires, the scope starts again under a fresh generation.
+const GENERATION_TTL_SECS: u64 = 24 * 3600;
+
+/// How long a fence's pending marks last. A write gives up its commit a second before
+/// (`nis_core::decorators::Fenced`), and its store's own deadline (`REQUEST_TIMEOUT_MS`, 5 s by
+/// default) is far shorter; a scope whose settle failed is read from the database this long.
+const FENCE_TTL: Duration = Duration::from_secs(15);
 
 /// How long lookups skip Redis after it failed.
 const BACKOFF: Duration = Duration::from_secs(1);
 
 /// The bytes before an entry's value: the generation it was stored under (u64, big-endian).
 const STAMP: usize = 8;
+
+/// The value of a generation key: a settled generation in decimal, or `p` and the token of the
+/// fence that made it pending (readers neither serve nor fill under it).
+const PENDING: char = 'p';
+
+/// The Lua scripts of the protocol. Each scope has two keys: `gen` (a string, see [`PENDING`])
+/// and `fences` (a sorted set of the open fences' tokens, scored by when they expire). Times
+/// are the server's (`TIME`), so replicas with skewed clocks agree. KEYS come in pairs: the
+/// `gen` and `fences` keys of each scope.
+mod scripts {
+    /// The server's time in milliseconds, as `now`.
+    const NOW: &str = "local t = redis.call('TIME')\n\
+        local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n";
+
+    /// ARGV: token, fence TTL (ms). Adds the fence to each scope's open fences and makes the
+    /// scope pending until the last of them expires.
+    pub(super) fn fence() -> redis::Script {
+        redis::Script::new(&format!(
+            "{NOW}local deadline = now + tonumber(ARGV[2])\n\
+             for i = 1, #KEYS, 2 do\n\
+               redis.call('ZREMRANGEBYSCORE', KEYS[i + 1], '-inf', now)\n\
+               redis.call('ZADD', KEYS[i + 1], deadline, ARGV[1])\n\
+               local last = tonumber(redis.call('ZRANGE', KEYS[i + 1], -1, -1, 'WITHSCORES')[2])\n\
+               redis.call('PEXPIREAT', KEYS[i + 1], last)\n\
+               redis.call('SET', KEYS[i], 'p' .. ARGV[1], 'PXAT', last)\n\
+             end\n\
+             return 1"
+        ))
+    }
+
+    /// ARGV: token, a fresh generation, its TTL (s). Removes the fence; a scope no other open
+    /// fence holds is settled under the fresh generation, the others stay pending.
+    pub(super) fn settle() -> redis::Script {
+        redis::Script::new(&format!(
+            "{NOW}for i = 1, #KEYS, 2 do\n\
+               redis.call('ZREM', KEYS[i + 1], ARGV[1])\n\
+               redis.call('ZREMRANGEBYSCORE', KEYS[i + 1], '-inf', now)\n\
+               local last = redis.call('ZRANGE', KEYS[i + 1], -1, -1, 'WITHSCORES')\n\
+               if #last == 0 then\n\
+                 redis.call('SET', KEYS[i], ARGV[2], 'EX', ARGV[3])\n\
+               else\n\
+                 redis.call('SET', KEYS[i], 'p' .. ARGV[1], 'PXAT', tonumber(last[2]))\n\
+               end\n\
+             end\n\
+             return 1"
+        ))
+    }
+
+    /// ARGV: a fresh generation, its TTL (s). The scope's generation; a missing one (expired,
+    /// evicted, or never set) becomes the fresh one, unless a fence is still open there.
+    pub(super) fn claim() -> redis::Script {
+        redis::Script::new(&format!(
+            "local g = redis.call('GET', KEYS[1])\n\
+             if g then return g end\n\
+             {NOW}if redis.call('ZCOUNT', KEYS[2], '(' .. now, '+inf') > 0 then return 'p' end\n\
+             redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])\n\
+             return ARGV[1]"
+        ))
+    }
+}
+
+/// A generation as read from its key.
+enum Generation {
+    Settled(u64),
+    Pending,
+}
+
+impl Generation {
+    fn parse(raw: &str, scope: &str) -> Result<Self, CacheError> {
+        if raw.starts_with(PENDING) {
+            return Ok(Self::Pending);
+        }
+        raw.parse()
+            .map(Self::Settled)
+            .map_err(|_| CacheError(format!("corrupt generation {raw:?} in scope {scope}")))
+    }
+}
+
+/// A value never used before as a generation or a token (64 random bits).
+fn fresh() -> u64 {
+    uuid::Uuid::new_v4().as_u64_pair().0
+}
 
 /// A cache in Redis, its keys under `{prefix}:{namespace}:`.
 #[derive(Clone)]
@@ -34,9 +122,18 @@ pub struct RedisCache {
     namespace: Arc<str>,
     ttl_secs: u64,
     timeout: Duration,
+    fence_replicas: u32,
+    scripts: Arc<Scripts>,
     started: Instant,
     /// Milliseconds since `started` before which lookups skip Redis.
     skip_until_ms: Arc<AtomicU64>,
+}
+
+/// The scripts, hashed once.
+struct Scripts {
+    fence: redis::Script,
+    settle: redis::Script,
+    claim: redis::Script,
 }
 
 impl std::fmt::Debug for RedisCache {
@@ -65,6 +162,12 @@ impl RedisCache {
             namespace: format!("{prefix}:{service}").into(),
             ttl_secs: settings.ttl.as_secs().max(1),
             timeout: settings.timeout,
+            fence_replicas: settings.fence_replicas,
+            scripts: Arc::new(Scripts {
+                fence: scripts::fence(),
+                settle: scripts::settle(),
+                claim: scripts::claim(),
+            }),
             started: Instant::now(),
             skip_until_ms: Arc::new(AtomicU64::new(0)),
         })
@@ -74,8 +177,27 @@ impl RedisCache {
         format!("{}:{scope}:gen", self.namespace)
     }
 
+    fn fences_key(&self, scope: &str) -> String {
+        format!("{}:{scope}:fences", self.namespace)
+    }
+
     fn value_key(&self, scope: &str, key: &str) -> String {
         format!("{}:{scope}:v:{key}", self.namespace)
+    }
+
+    /// A script invocation over the `gen` and `fences` keys of each of `scopes`.
+    fn over_scopes<'a>(
+        &self,
+        script: &'a redis::Script,
+        scopes: &[String],
+    ) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        for scope in scopes {
+            invocation
+                .key(self.generation_key(scope))
+                .key(self.fences_key(scope));
+        }
+        invocation
     }
 
     fn now_ms(&self) -> u64 {
@@ -108,6 +230,25 @@ impl RedisCache {
         );
         Err(CacheError(outcome))
     }
+
+    /// The generation of `scope` when its key was missing: claimed fresh, unless a fence is
+    /// still open there (one more round trip, only after an expiry or an eviction).
+    async fn claim(&self, scope: &str) -> Result<Generation, CacheError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.scripts.claim.prepare_invoke();
+        invocation
+            .key(self.generation_key(scope))
+            .key(self.fences_key(scope))
+            .arg(fresh())
+            .arg(GENERATION_TTL_SECS);
+        let raw: String = self
+            .call(
+                ("claim", "EVALSHA"),
+                invocation.invoke_async(&mut connection),
+            )
+            .await?;
+        Generation::parse(&raw, scope)
+    }
 }
 
 impl Cache for RedisCache {
@@ -122,15 +263,24 @@ impl Cache for RedisCache {
         let (generation, entry): (Option<String>, Option<Vec<u8>>) = self
             .call(("lookup", "MGET"), connection.mget(&keys))
             .await?;
-        let generation = generation.map_or(Ok(0), |g| {
-            g.parse()
-                .map_err(|_| CacheError(format!("corrupt generation {g:?} in scope {scope}")))
-        })?;
+        let generation = match generation {
+            Some(raw) => Generation::parse(&raw, scope)?,
+            None => self.claim(scope).await?,
+        };
+        let Generation::Settled(generation) = generation else {
+            return Ok(Lookup {
+                generation: None,
+                value: None,
+            });
+        };
         let value = entry.and_then(|mut entry| {
             let stamp = entry.first_chunk::<STAMP>().copied()?;
             (u64::from_be_bytes(stamp) == generation).then(|| entry.split_off(STAMP))
         });
-        Ok(Lookup { generation, value })
+        Ok(Lookup {
+            generation: Some(generation),
+            value,
+        })
     }
 
     async fn fill(
@@ -155,21 +305,54 @@ impl Cache for RedisCache {
         .await
     }
 
-    async fn invalidate(&self, scopes: &[String]) -> Result<(), CacheError> {
-        if scopes.is_empty() {
-            return Ok(());
-        }
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        for scope in scopes {
-            let key = self.generation_key(scope);
-            pipe.incr(&key, 1).ignore();
-            pipe.expire(&key, GENERATION_TTL_SECS).ignore();
-        }
+    /// Always tried, even while lookups skip Redis: a write must know.
+    async fn fence(&self, scopes: &[String]) -> Result<Fence, CacheError> {
+        let token = fresh();
+        // Taken before the call: the server's deadline is later, never earlier.
+        let expires = tokio::time::Instant::now() + FENCE_TTL;
         let mut connection = self.connection.clone();
+        let mut invocation = self.over_scopes(&self.scripts.fence, scopes);
+        invocation.arg(token).arg(FENCE_TTL.as_millis() as u64);
         self.call(
-            ("invalidate", "EXEC"),
-            pipe.query_async::<()>(&mut connection),
+            ("fence", "EVALSHA"),
+            invocation.invoke_async::<()>(&mut connection),
+        )
+        .await?;
+        if self.fence_replicas > 0 {
+            // The fence must survive a failover: every replica that could be promoted holds it.
+            let acked: u32 = self
+                .call(
+                    ("fence", "WAIT"),
+                    redis::cmd("WAIT")
+                        .arg(self.fence_replicas)
+                        .arg(self.timeout.as_millis() as u64)
+                        .query_async(&mut connection),
+                )
+                .await?;
+            if acked < self.fence_replicas {
+                return Err(CacheError(format!(
+                    "fence: {acked} of {} replicas acknowledged it",
+                    self.fence_replicas
+                )));
+            }
+        }
+        Ok(Fence {
+            token,
+            scopes: scopes.to_vec(),
+            expires,
+        })
+    }
+
+    async fn settle(&self, fence: &Fence) -> Result<(), CacheError> {
+        let mut connection = self.connection.clone();
+        let mut invocation = self.over_scopes(&self.scripts.settle, &fence.scopes);
+        invocation
+            .arg(fence.token)
+            .arg(fresh())
+            .arg(GENERATION_TTL_SECS);
+        self.call(
+            ("settle", "EVALSHA"),
+            invocation.invoke_async::<()>(&mut connection),
         )
         .await
     }

@@ -154,8 +154,8 @@ enum Attempt<E: Entity, T> {
     Done(T),
     /// The answer a request with the same idempotency key got: nothing to write.
     Replayed(T),
-    /// Commit this, then answer with `T` and the relinked ids.
-    Commit(Commit<E>, T, Vec<String>),
+    /// Commit this, then answer with `T`.
+    Commit(Commit<E>, T),
 }
 
 impl<S> Core<S> {
@@ -195,8 +195,9 @@ impl<S> Core<S> {
             match attempt().await? {
                 Attempt::Done(value) => return Ok(Written::unchanged(value)),
                 Attempt::Replayed(value) => return Ok(Written::replayed(value)),
-                Attempt::Commit(commit, value, relinked) => {
+                Attempt::Commit(commit, value) => {
                     let recorded = !commit.outbox.is_empty();
+                    let relinked = commit.relinked.clone();
                     match self.store.commit(commit).await? {
                         Committed::Done => {
                             if recorded {
@@ -290,9 +291,9 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                 },
                 outbox: outbox.clone(),
                 key: key.clone(),
+                relinked: new.clone(),
             };
             let created = E::assemble(id.clone(), draft.clone());
-            let relinked = new.clone();
             async move {
                 // A request made again finds its key: the first answer, rebuilt from the id
                 // it stored and these fields (the same, as the fingerprint shows).
@@ -310,7 +311,7 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                     })?;
                     return Ok(Attempt::Replayed(E::assemble(id, draft.clone())));
                 }
-                Ok(Attempt::Commit(commit, created, relinked))
+                Ok(Attempt::Commit(commit, created))
             }
         })
         .await
@@ -338,10 +339,10 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                 },
                 outbox: self.entries::<E>(ctx, id, &changes),
                 key: None,
+                relinked: changes.into_iter().map(|c| c.other).collect(),
             };
-            let relinked = changes.into_iter().map(|c| c.other).collect();
             let updated = E::assemble(id.clone(), draft.clone()).with_version(state.version + 1);
-            Ok(Attempt::Commit(commit, updated, relinked))
+            Ok(Attempt::Commit(commit, updated))
         })
         .await
     }
@@ -361,8 +362,9 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                 change: Change::Delete { id: id.clone() },
                 outbox: self.entries::<E>(ctx, id, &changes),
                 key: None,
+                relinked: state.links,
             };
-            Ok(Attempt::Commit(commit, (), state.links))
+            Ok(Attempt::Commit(commit, ()))
         })
         .await
     }
@@ -414,8 +416,9 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                 },
                 outbox: self.entries::<E>(ctx, id, std::slice::from_ref(&change)),
                 key: None,
+                relinked,
             };
-            Ok(Attempt::Commit(commit, state.version + 1, relinked))
+            Ok(Attempt::Commit(commit, state.version + 1))
         })
         .await
     }
@@ -477,8 +480,9 @@ impl<E: Entity, S: EntityStore<E>> EntityService<E> for Core<S> {
                 change: entity_change,
                 outbox,
                 key: None,
+                relinked,
             };
-            Ok(Attempt::Commit(commit, plan.outcome, relinked))
+            Ok(Attempt::Commit(commit, plan.outcome))
         })
         .await
     }

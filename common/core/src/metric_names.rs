@@ -7,6 +7,12 @@ pub const REQUESTS_TOTAL: &str = "nis_requests_total";
 pub const REQUEST_DURATION: &str = "nis_request_duration_seconds";
 /// Cache lookups by `service`, `operation`, `result` (`hit`, `miss`, `error`).
 pub const CACHE_LOOKUPS_TOTAL: &str = "nis_cache_lookups_total";
+/// Writes refused, with nothing committed, because the cache could not be fenced, by
+/// `service` (docs/behaviour.md §6).
+pub const CACHE_FENCE_REFUSALS_TOTAL: &str = "nis_cache_fence_refusals_total";
+/// Settle steps that failed after a commit, by `service`: the scopes stay uncached until their
+/// pending marks expire (docs/behaviour.md §6).
+pub const CACHE_SETTLE_FAILURES_TOTAL: &str = "nis_cache_settle_failures_total";
 /// Events published by `service`, `subject`.
 pub const EVENTS_PUBLISHED_TOTAL: &str = "nis_events_published_total";
 /// Events consumed by `service`, `subject`, `outcome`.

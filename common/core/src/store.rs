@@ -82,6 +82,9 @@ pub struct Commit<E: Entity> {
     pub change: Change<E>,
     /// What to publish once committed, in order.
     pub outbox: Vec<OutboxEntry>,
+    /// The other-kind ids whose link with the entity this commit changes: their cross queries
+    /// go stale with it (the cache fences them; stores need not look at it).
+    pub relinked: Vec<String>,
     /// The idempotency key of the create that makes this commit, stored with it. A key the
     /// store already holds (unexpired) makes the commit a [`Committed::Conflict`]; an expired
     /// one is replaced.

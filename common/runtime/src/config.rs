@@ -131,6 +131,10 @@ pub struct CacheSettings {
     pub ttl: Duration,
     /// `CACHE_TIMEOUT_MS`: the longest a request waits for Redis before using the database (default 250).
     pub timeout: Duration,
+    /// `CACHE_FENCE_REPLICAS`: how many Redis replicas must hold a write's fence before it
+    /// commits (`WAIT`; default 0). With as many as there are replicas, a failover can only
+    /// promote one that holds it (docs/behaviour.md §6).
+    pub fence_replicas: u32,
 }
 
 /// What differs between services in how they read [`ServiceSettings`].
@@ -211,6 +215,7 @@ impl ServiceSettings {
                 url: env.optional("REDIS_URL", Secret::new("redis://127.0.0.1:6379")),
                 ttl: env.secs("CACHE_TTL_SECS", 300),
                 timeout: env.millis("CACHE_TIMEOUT_MS", 250),
+                fence_replicas: env.optional("CACHE_FENCE_REPLICAS", 0),
             },
             nats_url: env.optional("NATS_URL", "nats://127.0.0.1:4222".to_owned()),
             peer_url: env.optional(defaults.peer_var, defaults.peer_url.to_owned()),

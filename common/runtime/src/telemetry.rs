@@ -5,7 +5,7 @@ use std::{io::IsTerminal as _, str::FromStr, sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use nis_core::metric_names::{
-    CACHE_LOOKUPS_TOTAL, DEAD_LETTERS, EVENTS_CONSUMED_TOTAL, EVENTS_PUBLISHED_TOTAL,
+    CACHE_FENCE_REFUSALS_TOTAL, CACHE_LOOKUPS_TOTAL, CACHE_SETTLE_FAILURES_TOTAL, DEAD_LETTERS, EVENTS_CONSUMED_TOTAL, EVENTS_PUBLISHED_TOTAL,
     LINK_PROPAGATION, OUTBOX_PENDING, RECONCILE_DURATION, RECONCILE_INTERVAL,
     RECONCILE_LAST_SUCCESS, RECONCILE_REPAIRED_TOTAL, RECONCILE_RUNS_TOTAL, REQUEST_DURATION,
     REQUESTS_TOTAL, TRACE_SPANS_DROPPED_TOTAL,
@@ -236,6 +236,14 @@ fn describe_metrics() {
         "Time spent handling a request in the core service"
     );
     metrics::describe_counter!(CACHE_LOOKUPS_TOTAL, "Redis cache lookups by result");
+    metrics::describe_counter!(
+        CACHE_FENCE_REFUSALS_TOTAL,
+        "Writes refused, nothing committed, because the cache could not be fenced"
+    );
+    metrics::describe_counter!(
+        CACHE_SETTLE_FAILURES_TOTAL,
+        "Cache settles that failed after a commit (scopes uncached until the fence expires)"
+    );
     metrics::describe_counter!(EVENTS_PUBLISHED_TOTAL, "Relation events published");
     metrics::describe_counter!(
         EVENTS_CONSUMED_TOTAL,

@@ -14,7 +14,7 @@ use nis_cache::RedisCache;
 use nis_core::{
     Core, Entity, EntityStore,
     cache::Cache as _,
-    decorators::{self, Stack},
+    decorators::{self, Fenced, Stack},
     idempotency,
     outbox::{Outbox, relay},
     peer::Peer,
@@ -116,7 +116,10 @@ impl Running {
 }
 
 /// The service of entity `E` as it runs, decorated: what HTTP, gRPC and the consumer call.
-pub type Service<S> = Stack<Core<S>, RedisCache>;
+pub type Service<S> = Stack<FencedCore<S>, RedisCache>;
+
+/// The core over `S`, every commit fenced in the Redis cache.
+pub type FencedCore<S> = Core<Fenced<S, RedisCache>>;
 
 /// The gRPC services a port serves besides health and reflection (a service's public API and
 /// its peer service), each with its name: gRPC health reports every name, reflection lists
@@ -158,13 +161,15 @@ fn compose<E, S>(
     settings: &ServiceSettings,
     store: S,
     subject: String,
-) -> Result<(Core<S>, Service<S>, RedisCache), StartError>
+) -> Result<(FencedCore<S>, Service<S>, RedisCache), StartError>
 where
     E: Entity,
     S: EntityStore<E>,
 {
     let cache = RedisCache::new(&settings.cache, &settings.prefix, E::KIND)
         .map_err(|e| StartError::setup("REDIS_URL is not usable", e))?;
+    // Every commit fences the cache scopes it makes stale (docs/behaviour.md §6).
+    let store = Fenced::new(store, cache.clone());
     let core = Core::new(store, subject).with_key_retention(settings.idempotency_retention);
     let service = decorators::stack(core.clone(), cache.clone());
     Ok((core, service, cache))
@@ -202,7 +207,8 @@ where
 
 /// Starts the service of entity `E` over `store`, the one composition both services share:
 ///
-/// 1. the core over `store`, its link changes published to NATS JetStream by the outbox relay;
+/// 1. the core over `store`, every commit fencing the cache scopes it makes stale first, its
+///    link changes published to NATS JetStream by the outbox relay;
 /// 2. around it, the Redis cache, then metrics, then logging ([`decorators::stack`]);
 /// 3. in front, the HTTP API (cross queries asking `peer`), the gRPC services `grpc`
 ///    makes of the decorated service and `peer` (the public API, whose cross queries ask the

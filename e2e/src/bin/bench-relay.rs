@@ -97,6 +97,7 @@ async fn fill<E: Entity, S: EntityStore<E>>(store: &S, all: Vec<OutboxEntry>) {
             change: Change::Nothing,
             outbox: chunk.to_vec(),
             key: None,
+            relinked: vec![],
         };
         store.commit(commit).await.expect("record outbox entries");
     }

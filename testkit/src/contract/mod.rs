@@ -462,21 +462,24 @@ pub async fn every_read_after_a_write_sees_it(app: &Api, kind: &Kind) {
     assert_eq!(count(body(app.get(&kind.path("")).await).await), Some(1));
 }
 
-/// With Redis unreachable every request still works, `/readyz` says the cache is degraded,
-/// and the failed lookups are counted.
-pub async fn with_redis_unreachable_requests_succeed(app: &Api, kind: &Kind) {
-    let path = kind.path(&format!("/{}", id_of(&kind.create(app, 1).await)));
+/// With Redis unreachable every read still works, from the database; every write is refused
+/// with 503 `unavailable` and nothing committed, since the cache cannot be fenced against
+/// serving what it replaces (docs/behaviour.md §6); `/readyz` says the cache is degraded; the
+/// failed lookups and the refused writes are counted.
+pub async fn with_redis_unreachable_reads_succeed_and_writes_are_refused(app: &Api, kind: &Kind) {
+    let list = kind.path("");
+    let count = |page: Value| page["data"].as_array().map(Vec::len);
     for _ in 0..3 {
-        assert_eq!(app.get(&path).await.status(), 200);
-        assert_eq!(app.get(&kind.path("")).await.status(), 200);
+        assert_eq!(app.get(&list).await.status(), 200);
     }
-    let replacement = (kind.valid)(2);
-    assert_eq!(app.put_json(&path, &replacement).await.status(), 200);
+    let created = app.post_json(&list, &(kind.valid)(1)).await;
+    assert_eq!(created.status(), 503);
+    assert_eq!(body(created).await["error"]["code"], "unavailable");
     assert_eq!(
-        body(app.get(&path).await).await["data"][kind.text_field],
-        replacement[kind.text_field]
+        count(body(app.get(&list).await).await),
+        Some(0),
+        "the refused create committed nothing"
     );
-    assert_eq!(app.delete(&path).await.status(), 204);
 
     let ready = app.get("/readyz").await;
     assert_eq!(ready.status(), 200);
@@ -486,7 +489,16 @@ pub async fn with_redis_unreachable_requests_succeed(app: &Api, kind: &Kind) {
     assert_eq!(ready["dependencies"]["database"]["state"], "up");
     let metrics = app.metrics().await;
     assert!(
-        cache_lookups(&metrics, kind, "get", "error") >= 3.0,
+        cache_lookups(&metrics, kind, "list", "error") >= 3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        metric_value(
+            &metrics,
+            "nis_cache_fence_refusals_total",
+            &[("service", kind.name)]
+        ),
+        1.0,
         "{metrics}"
     );
 }
@@ -609,7 +621,7 @@ macro_rules! contract_tests {
                 every_read_after_a_write_sees_it,
             );
             $crate::contract_tests!(@each $kind, $spawn_dead;
-                with_redis_unreachable_requests_succeed,
+                with_redis_unreachable_reads_succeed_and_writes_are_refused,
             );
         }
     };

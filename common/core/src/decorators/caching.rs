@@ -1,10 +1,11 @@
-//! Read-through caching of list and get, with exact invalidation on writes.
+//! Read-through caching of list, get and the cross query. Writes pass through: the store they
+//! commit to is [`Fenced`](super::Fenced), which makes what they change stale before they commit.
 
 use serde::{Deserialize, Serialize, de::DeserializeOwned};
 
 use crate::{
     Context, Entity, EntityService, Error, Page,
-    cache::{Cache, Lookup},
+    cache::{Cache, LIST_SCOPE, Lookup, entity_scope, linked_scope},
     conditions::Expected,
     idempotency::IdempotencyKey,
     links::Outcome,
@@ -40,7 +41,7 @@ fn unstamped<E: Entity>(entries: Vec<Stamped<E>>) -> Vec<E> {
     entries.into_iter().map(Stamped::entity).collect()
 }
 
-/// Caches the reads of `S` in `C`; writes invalidate what they made stale.
+/// Caches the reads of `S` in `C`.
 #[derive(Debug, Clone)]
 pub struct Cached<S, C> {
     inner: S,
@@ -52,28 +53,6 @@ impl<S, C> Cached<S, C> {
     pub fn new(inner: S, cache: C) -> Self {
         Self { inner, cache }
     }
-}
-
-/// The scope holding every list page of a kind.
-const LIST_SCOPE: &str = "list";
-
-fn entity_scope(id: &impl std::fmt::Display) -> String {
-    format!("id:{id}")
-}
-
-/// The scope of the cross query "which entities link `other`".
-fn linked_scope(other: &impl std::fmt::Display) -> String {
-    format!("by:{other}")
-}
-
-/// The scopes a write made stale: the entity (if it existed before), every list page, and the
-/// cross queries of every other-kind id whose link changed.
-fn stale_scopes(entity: Option<String>, relinked: &[String]) -> Vec<String> {
-    entity
-        .into_iter()
-        .chain([LIST_SCOPE.to_owned()])
-        .chain(relinked.iter().map(linked_scope))
-        .collect()
 }
 
 impl<S, C: Cache> Cached<S, C> {
@@ -95,6 +74,7 @@ impl<S, C: Cache> Cached<S, C> {
             metrics::counter!(CACHE_LOOKUPS_TOTAL, "service" => service, "operation" => operation, "result" => result)
                 .increment(1);
         };
+        // `None`: do not fill (the cache failed, or a write holds a fence on the scope).
         let generation = match self.cache.lookup(scope, key).await {
             Ok(Lookup {
                 value: Some(bytes),
@@ -108,7 +88,7 @@ impl<S, C: Cache> Cached<S, C> {
                     // Written by an older version, or corrupt: treat as a miss and overwrite.
                     tracing::warn!(scope, error = %e, "unreadable cache entry");
                     count("miss");
-                    Some(generation)
+                    generation
                 }
             },
             Ok(Lookup {
@@ -116,7 +96,7 @@ impl<S, C: Cache> Cached<S, C> {
                 generation,
             }) => {
                 count("miss");
-                Some(generation)
+                generation
             }
             Err(e) => {
                 count("error");
@@ -136,28 +116,6 @@ impl<S, C: Cache> Cached<S, C> {
             }
         }
         Ok(value)
-    }
-
-    /// Invalidates what a write made stale, unless it certainly changed nothing (it wrote
-    /// nothing, or refused the caller's request). A store that failed may still have committed
-    /// what it was asked: then the entity and the lists are invalidated (its links are unknown;
-    /// they expire with the TTL).
-    async fn after_write<T>(
-        &self,
-        outcome: Result<Written<T>, Error>,
-        entity: Option<String>,
-    ) -> Result<Written<T>, Error> {
-        let scopes = match &outcome {
-            // A duplicate or stale change, a replayed create: nothing was written.
-            Ok(written) if !written.wrote => return outcome,
-            Ok(written) => stale_scopes(entity, &written.relinked),
-            Err(e) if e.is_server_fault() => stale_scopes(entity, &[]),
-            Err(_) => return outcome,
-        };
-        if let Err(e) = self.cache.invalidate(&scopes).await {
-            tracing::warn!(?scopes, error = %e, "cache invalidation failed; entries may be stale until their TTL");
-        }
-        outcome
     }
 }
 
@@ -190,8 +148,7 @@ where
         draft: E::Draft,
         key: Option<IdempotencyKey>,
     ) -> Result<Written<E>, Error> {
-        let outcome = self.inner.create_keyed(ctx, draft, key).await;
-        self.after_write(outcome, None).await
+        self.inner.create_keyed(ctx, draft, key).await
     }
 
     async fn update_if(
@@ -201,8 +158,7 @@ where
         draft: E::Draft,
         expected: Expected,
     ) -> Result<Written<E>, Error> {
-        let outcome = self.inner.update_if(ctx, id, draft, expected).await;
-        self.after_write(outcome, Some(entity_scope(id))).await
+        self.inner.update_if(ctx, id, draft, expected).await
     }
 
     async fn delete_if(
@@ -211,8 +167,7 @@ where
         id: &E::Id,
         expected: Expected,
     ) -> Result<Written<()>, Error> {
-        let outcome = self.inner.delete_if(ctx, id, expected).await;
-        self.after_write(outcome, Some(entity_scope(id))).await
+        self.inner.delete_if(ctx, id, expected).await
     }
 
     async fn set_link(
@@ -222,8 +177,7 @@ where
         edit: LinkEdit<E>,
         expected: Expected,
     ) -> Result<Written<i64>, Error> {
-        let outcome = self.inner.set_link(ctx, id, edit, expected).await;
-        self.after_write(outcome, Some(entity_scope(id))).await
+        self.inner.set_link(ctx, id, edit, expected).await
     }
 
     async fn list_linked(
@@ -245,11 +199,7 @@ where
         ctx: &Context,
         change: IncomingLink<E>,
     ) -> Result<Written<Outcome>, Error> {
-        let entity = entity_scope(&change.entity);
-        // Any commit is visible to readers, a change of the clocks only included: it moves the
-        // entity's version (its ETag).
-        let outcome = self.inner.apply_link(ctx, change).await;
-        self.after_write(outcome, Some(entity)).await
+        self.inner.apply_link(ctx, change).await
     }
 }
 
@@ -258,7 +208,8 @@ mod tests {
     use super::*;
     use crate::{
         Core,
-        cache::CacheError,
+        cache::{CacheError, Fence},
+        decorators::Fenced,
         fakes::{
             MemoryCache, MemoryStore,
             entities::{Key, MemberDraft, Pupil},
@@ -266,12 +217,19 @@ mod tests {
         service::Transport,
     };
 
-    type Service = Cached<Core<MemoryStore<Pupil>>, MemoryCache>;
+    type Service<C = MemoryCache> = Cached<Core<Fenced<MemoryStore<Pupil>, C>>, C>;
+
+    /// The core over a store fenced in `cache`, cached in it.
+    fn cached<C: Cache>(cache: C) -> (Service<C>, MemoryStore<Pupil>) {
+        let store = MemoryStore::<Pupil>::new(|n| Key(format!("s{n}")));
+        let fenced = Fenced::new(store.clone(), cache.clone());
+        let service = Cached::new(Core::new(fenced, "t.links.students"), cache);
+        (service, store)
+    }
 
     fn service() -> (Service, MemoryStore<Pupil>, MemoryCache) {
-        let store = MemoryStore::<Pupil>::new(|n| Key(format!("s{n}")));
         let cache = MemoryCache::default();
-        let service = Cached::new(Core::new(store.clone(), "t.links.students"), cache.clone());
+        let (service, store) = cached(cache.clone());
         (service, store, cache)
     }
 
@@ -430,11 +388,15 @@ mod tests {
             key: &str,
             value: Vec<u8>,
         ) -> Result<(), CacheError> {
-            self.0.invalidate(&[scope.to_owned()]).await?;
+            let write = self.0.fence(&[scope.to_owned()]).await?;
+            self.0.settle(&write).await?;
             self.0.fill(scope, generation, key, value).await
         }
-        async fn invalidate(&self, scopes: &[String]) -> Result<(), CacheError> {
-            self.0.invalidate(scopes).await
+        async fn fence(&self, scopes: &[String]) -> Result<Fence, CacheError> {
+            self.0.fence(scopes).await
+        }
+        async fn settle(&self, fence: &Fence) -> Result<(), CacheError> {
+            self.0.settle(fence).await
         }
         async fn ping(&self) -> Result<(), CacheError> {
             self.0.ping().await
@@ -443,9 +405,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_slow_reader_cannot_put_back_what_a_write_made_stale() {
-        let store = MemoryStore::<Pupil>::new(|n| Key(format!("s{n}")));
         let cache = RacedCache::default();
-        let service = Cached::new(Core::new(store.clone(), "t"), cache.clone());
+        let (service, _) = cached(cache.clone());
         let id = create(&service, "a", &[]).await;
         service.get(&ctx(), &id).await.expect("read");
         assert_eq!(
@@ -458,8 +419,8 @@ mod tests {
     #[tokio::test]
     async fn a_cache_that_is_down_costs_reads_nothing_but_the_cache() {
         let (service, _, cache) = service();
-        cache.set_down(true);
         let id = create(&service, "a", &[]).await;
+        cache.set_down(true);
         assert_eq!(
             service
                 .get(&ctx(), &id)

@@ -4,12 +4,16 @@
 
 mod around;
 mod caching;
+mod fencing;
 mod logging;
 mod metrics;
+#[cfg(test)]
+mod schedules;
 mod spans;
 
 pub use around::{Around, Aspect};
 pub use caching::Cached;
+pub use fencing::Fenced;
 pub use logging::{Logged, Logging};
 pub use metrics::{Metered, Metrics};
 pub use spans::{Spanned, Spans};

@@ -5,12 +5,12 @@
 //!
 //! Available to this crate's tests and, with the `fakes` feature, to other crates' tests.
 
-mod cache;
+pub mod cache;
 pub mod entities;
 mod publisher;
 mod store;
 
-pub use cache::MemoryCache;
+pub use cache::{MemoryCache, Step};
 pub use publisher::RecordingPublisher;
 pub use store::MemoryStore;
 
