@@ -3,6 +3,7 @@
 //! handle on a service under test (with its real stores, or its HTTP API alone in process over
 //! in-memory fakes), and the HTTP contract checks every service must pass.
 
+pub mod cache_links;
 pub mod contract;
 pub mod grpc;
 pub mod in_process;

@@ -6,6 +6,7 @@
 
 mod binary;
 mod cache;
+mod cache_links;
 mod contract;
 mod grpc;
 mod helpers;

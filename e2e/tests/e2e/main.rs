@@ -2,6 +2,7 @@
 //! and the MongoDB(-compatible) server (see `e2e::System`). One test binary; each module is
 //! one concern.
 
+mod cache_links;
 mod convergence;
 mod edits;
 mod edits_grpc;
