@@ -323,9 +323,10 @@ impl Cache for RedisCache {
             let acked: u32 = self
                 .call(
                     ("fence", "WAIT"),
+                    // Half the deadline on the server, so its answer comes within the whole.
                     redis::cmd("WAIT")
                         .arg(self.fence_replicas)
-                        .arg(self.timeout.as_millis() as u64)
+                        .arg((self.timeout.as_millis() as u64 / 2).max(1))
                         .query_async(&mut connection),
                 )
                 .await?;

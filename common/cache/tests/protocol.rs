@@ -186,9 +186,7 @@ impl Server {
         let mut command = Command::new("redis-server");
         command.args(["--bind", "127.0.0.1", "--port", &port.to_string()]);
         command.args(["--save", "", "--appendonly", "no", "--protected-mode", "no"]);
-        // A full sync neither writes nor reads a file (nothing lands in the source tree).
-        command.args(["--repl-diskless-sync", "yes", "--repl-diskless-sync-delay", "0"]);
-        command.args(["--repl-diskless-load", "swapdb"]);
+        // A full sync writes a file: in the temp directory, not the source tree.
         command.current_dir(std::env::temp_dir());
         if let Some(primary) = replica_of {
             command.args(["--replicaof", "127.0.0.1", &primary.port().to_string()]);
