@@ -6,8 +6,10 @@ use std::{
     time::Duration,
 };
 
+use tonic::Code;
+
 use crate::{
-    clients::{Class, Outcome},
+    clients::{Answer, Class, Outcome},
     faults::{Crash, FaultRecord},
     ledger::{Call, CallOp, RACE_MARGIN},
     logs::{LogFigures, percentile},
@@ -15,7 +17,7 @@ use crate::{
     probe::{Settled, State, relation_problems},
     replicas::{Address, Service},
     report::Report,
-    schedule::FaultKind,
+    schedule::{self, CutMode, FaultKind, Link},
 };
 
 /// How long after a fault its effects may still show (reconnects, back-offs, caches).
@@ -41,6 +43,9 @@ pub struct Evidence<'a> {
     pub faults: &'a [FaultRecord],
     /// How many faults the schedule had.
     pub planned: usize,
+    /// How many connections each replica (by name) opened over each of its links, all through
+    /// the link's fault proxy.
+    pub link_connections: &'a [(String, Link, u64)],
     /// Replicas that ended by themselves.
     pub crashes: &'a [Crash],
     /// How the wait for a settled system ended.
@@ -136,6 +141,7 @@ pub fn evaluate(e: &Evidence<'_>) -> Report {
         }
     }
     refused(e, &mut report);
+    stale_reads(e, &mut report);
     match e.outboxes {
         Ok((students, courses)) => report.check(
             "outbox left",
@@ -196,8 +202,11 @@ fn figures(e: &Evidence<'_>, report: &mut Report) {
     ));
     let mut acknowledged: BTreeMap<String, usize> = BTreeMap::new();
     let mut unknown: BTreeMap<&str, usize> = BTreeMap::new();
+    // The only refusals of a valid write: 503 / UNAVAILABLE while the replica was cut from
+    // Redis (any other refusal fails `refused requests`).
+    let mut fenced: BTreeMap<&str, usize> = BTreeMap::new();
     for call in e.calls.iter().filter(|c| c.op.is_write()) {
-        match call.answer.outcome() {
+        match outcome(e, call) {
             Outcome::Acknowledged => {
                 let key = format!(
                     "{} {} {}",
@@ -208,7 +217,7 @@ fn figures(e: &Evidence<'_>, report: &mut Report) {
                 *acknowledged.entry(key).or_default() += 1;
             }
             Outcome::Unknown => *unknown.entry(call.op.name()).or_default() += 1,
-            Outcome::Refused => {}
+            Outcome::Refused => *fenced.entry(call.op.name()).or_default() += 1,
         }
     }
     report.figure(format!(
@@ -220,6 +229,11 @@ fn figures(e: &Evidence<'_>, report: &mut Report) {
         "writes of unknown outcome: {} ({})",
         unknown.values().sum::<usize>(),
         counts(&unknown)
+    ));
+    report.figure(format!(
+        "writes refused during a Redis-link cut of their replica (503 / UNAVAILABLE, nothing may be committed): {} ({})",
+        fenced.values().sum::<usize>(),
+        counts(&fenced)
     ));
     let mut by_status: BTreeMap<String, usize> = BTreeMap::new();
     for call in e.calls {
@@ -235,6 +249,18 @@ fn figures(e: &Evidence<'_>, report: &mut Report) {
         e.faults.len(),
         e.planned,
         counts(&by_kind)
+    ));
+    let mut by_link: BTreeMap<&str, u64> = BTreeMap::new();
+    for (_, link, n) in e.link_connections {
+        *by_link.entry(link.name()).or_default() += n;
+    }
+    report.figure(format!(
+        "connections through the link proxies, all replicas: {}",
+        by_link
+            .iter()
+            .map(|(link, n)| format!("{link} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
     ));
     for fault in e.faults {
         let mut line = format!(
@@ -299,10 +325,15 @@ fn lost_writes(e: &Evidence<'_>, state: &State, report: &mut Report) {
             continue;
         };
         let part = create.part;
-        let deletes: Vec<&&Call> = writes.iter().filter(|c| c.op == CallOp::Delete).collect();
+        // A delete refused during a Redis-link cut promised to change nothing: it does not
+        // excuse the entity's absence.
+        let deletes: Vec<&&Call> = writes
+            .iter()
+            .filter(|c| c.op == CallOp::Delete && outcome(e, c) != Outcome::Refused)
+            .collect();
         let deleted = deletes
             .iter()
-            .any(|c| c.answer.outcome() == Outcome::Acknowledged);
+            .any(|c| outcome(e, c) == Outcome::Acknowledged);
         let stored = existing.get(id).copied();
         checked += 1;
         if deleted {
@@ -330,7 +361,7 @@ fn lost_writes(e: &Evidence<'_>, state: &State, report: &mut Report) {
             .collect();
         let Some(last) = content
             .iter()
-            .rposition(|c| c.answer.outcome() == Outcome::Acknowledged)
+            .rposition(|c| outcome(e, c) == Outcome::Acknowledged)
         else {
             continue;
         };
@@ -353,10 +384,22 @@ fn lost_writes(e: &Evidence<'_>, state: &State, report: &mut Report) {
         let candidates: Vec<&&&Call> = content[last..]
             .iter()
             .enumerate()
-            .filter(|(j, c)| *j == 0 || c.answer.outcome() == Outcome::Unknown)
+            .filter(|(j, c)| *j == 0 || outcome(e, c) == Outcome::Unknown)
             .map(|(_, c)| c)
             .collect();
-        if !candidates.iter().any(|c| matches(c)) {
+        if let Some(refused) = content[last..]
+            .iter()
+            .find(|c| outcome(e, c) == Outcome::Refused && c.counter == stored.counter)
+        {
+            problems.push(format!(
+                "{part} {id}: stored {}, written by a {} refused with {} at {} by {} while its Redis link was cut (nothing may be committed)",
+                stored.counter,
+                refused.op.name(),
+                refused.answer.label(),
+                secs(refused.end),
+                e.addresses[refused.replica].name,
+            ));
+        } else if !candidates.iter().any(|c| matches(c)) {
             let acked = content[last];
             problems.push(format!(
                 "{part} {id}: stored {} {:?}, expected {} {:?} (acknowledged {} over {} by {} at {}){}",
@@ -398,7 +441,7 @@ fn lost_writes(e: &Evidence<'_>, state: &State, report: &mut Report) {
         .filter(|c| c.op == CallOp::Create && c.id.is_empty())
     {
         let found = names.contains_key(call.name.as_str());
-        match call.answer.outcome() {
+        match outcome(e, call) {
             Outcome::Unknown => {
                 maybe += 1;
                 applied += usize::from(found);
@@ -415,7 +458,7 @@ fn lost_writes(e: &Evidence<'_>, state: &State, report: &mut Report) {
     let acknowledged = e
         .calls
         .iter()
-        .filter(|c| c.op.is_write() && c.answer.outcome() == Outcome::Acknowledged)
+        .filter(|c| c.op.is_write() && outcome(e, c) == Outcome::Acknowledged)
         .count();
     report.check(
         "lost writes",
@@ -430,12 +473,13 @@ fn lost_writes(e: &Evidence<'_>, state: &State, report: &mut Report) {
 }
 
 /// Every request the load sends is valid and names entities its worker believes exist, so any
-/// refusal (4xx, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS…) is a bug.
+/// refusal (4xx, INVALID_ARGUMENT, NOT_FOUND, ALREADY_EXISTS…) is a bug. A read-back after a
+/// delete must answer 404: `stale reads` judges those.
 fn refused(e: &Evidence<'_>, report: &mut Report) {
     let problems: Vec<String> = e
         .calls
         .iter()
-        .filter(|c| c.answer.class() == Class::Refused)
+        .filter(|c| c.answer.class() == Class::Refused && c.op != CallOp::ReadBack)
         .map(|c| {
             format!(
                 "{} {} {} over {} to {} at {}: {}",
@@ -456,6 +500,129 @@ fn refused(e: &Evidence<'_>, report: &mut Report) {
             "{} of {} requests refused{}",
             problems.len(),
             e.calls.len(),
+            examples(&problems)
+        ),
+    );
+}
+
+/// What a write's answer says about whether it was applied, knowing the faults: a 503 /
+/// UNAVAILABLE that only a cut of the replica's own Redis link explains is a refusal with
+/// nothing committed — the replica could not make the cache safe for the write first (issue 26,
+/// docs/behaviour.md §6) — which `lost writes` holds it to. Anything else as the answer says.
+pub fn outcome(e: &Evidence<'_>, call: &Call) -> Outcome {
+    let fenced = call.op.is_write() && call.answer.class() == Class::Unavailable && {
+        let causes = unavailable_causes(e, call);
+        !causes.is_empty()
+            && causes.iter().all(|(fault, _)| {
+                fault.kind.link() == Some(Link::Redis) && fault.replica == Some(call.replica)
+            })
+    };
+    if fenced {
+        Outcome::Refused
+    } else {
+        call.answer.outcome()
+    }
+}
+
+/// The version a counter (`v00`, `v01`, …) names.
+fn version(counter: &str) -> Option<u32> {
+    counter.strip_prefix('v')?.parse().ok()
+}
+
+/// Stale reads (docs/chaos.md, "The checks"): every read of an entity — the load's reads, and
+/// the read-back through the other replica right after each acknowledged update and delete —
+/// shows the last write acknowledged before it was sent, or a later one; after an acknowledged
+/// delete it answers 404 / NOT_FOUND; and it never shows a write that was refused.
+fn stale_reads(e: &Evidence<'_>, report: &mut Report) {
+    let mut writes: HashMap<&str, Vec<&Call>> = HashMap::new();
+    for call in e
+        .calls
+        .iter()
+        .filter(|c| c.op.is_write() && !c.id.is_empty())
+    {
+        writes.entry(call.id.as_str()).or_default().push(call);
+    }
+    let redis_cut = |call: &Call| {
+        e.faults.iter().any(|f| {
+            f.kind.link() == Some(Link::Redis)
+                && f.replica == Some(call.replica)
+                && call.start <= f.end
+                && call.end >= f.start
+        })
+    };
+    let mut problems = Vec::new();
+    let (mut judged, mut elsewhere, mut after_cut) = (0, 0, 0);
+    for read in e
+        .calls
+        .iter()
+        .filter(|c| c.op.reads_entity() && !c.id.is_empty())
+    {
+        let writes = writes.get(read.id.as_str()).map_or(&[][..], Vec::as_slice);
+        let Some(last) = writes
+            .iter()
+            .filter(|w| outcome(e, w) == Outcome::Acknowledged && w.end <= read.start)
+            .max_by_key(|w| w.end)
+        else {
+            continue;
+        };
+        let not_found = matches!(
+            read.answer,
+            Answer::Http(404) | Answer::Grpc(Code::NotFound)
+        );
+        let problem = match (read.answer.class(), last.op) {
+            // No answer to judge: `responses` explains it.
+            (Class::Unavailable | Class::Internal | Class::NoAnswer, _) => continue,
+            (Class::Ok, CallOp::Delete) => Some(format!(
+                "served {} after its delete was acknowledged",
+                read.counter
+            )),
+            (Class::Ok, _) if version(&read.counter) < version(&last.counter) => Some(format!(
+                "showed {}, older than the acknowledged {}",
+                read.counter, last.counter
+            )),
+            (Class::Ok, _) => writes
+                .iter()
+                .find(|w| outcome(e, w) == Outcome::Refused && w.counter == read.counter)
+                .map(|w| {
+                    format!(
+                        "showed {}, written by a {} refused at {}",
+                        read.counter,
+                        w.op.name(),
+                        secs(w.end)
+                    )
+                }),
+            (Class::Refused, CallOp::Delete) if not_found => None,
+            // A 404 before any delete is a refusal `refused requests` reports for the load's
+            // reads; a read-back is judged here only.
+            (Class::Refused, _) if read.op == CallOp::ReadBack => {
+                Some(format!("answered {}", read.answer.label()))
+            }
+            (Class::Refused, _) => continue,
+        };
+        judged += 1;
+        elsewhere += usize::from(read.replica != last.replica);
+        after_cut += usize::from(redis_cut(last));
+        if let Some(problem) = problem {
+            problems.push(format!(
+                "{} {} {} over {} to {} at {}: {problem} ({} acknowledged by {} at {})",
+                read.op.name(),
+                read.part,
+                read.id,
+                read.transport.name(),
+                e.addresses[read.replica].name,
+                secs(read.start),
+                last.op.name(),
+                e.addresses[last.replica].name,
+                secs(last.end)
+            ));
+        }
+    }
+    report.check(
+        "stale reads",
+        problems.is_empty() && elsewhere > 0,
+        format!(
+            "{} stale of {judged} reads judged against the last write acknowledged before them ({elsewhere} through another replica than that write's, {after_cut} after a write acknowledged by a replica cut from Redis at the time){}",
+            problems.len(),
             examples(&problems)
         ),
     );
@@ -485,64 +652,108 @@ fn dependencies(service: Service) -> &'static [FaultKind] {
 pub const ORPHANED_TRANSACTION: Duration = Duration::from_secs(60);
 
 /// The fault that explains a 503 / UNAVAILABLE, or no answer within the client's timeout, to a
-/// write of courses long after a fault: a courses replica killed in the middle of a transaction,
-/// which the server keeps open (and the document locked) for [`ORPHANED_TRANSACTION`]; courses
-/// retries the write until it gives up, which may take longer than the client waits.
+/// write long after a fault or on another replica than the one it hit: a transaction another
+/// replica left holding what the write needs. A courses replica killed, or cut from MongoDB, in
+/// the middle of a transaction leaves it open on the server (and its documents locked) for
+/// [`ORPHANED_TRANSACTION`]; courses retries the write until it gives up, which may take longer
+/// than the client waits. A students replica whose PostgreSQL link is blackholed keeps its
+/// transactions and their row locks open until the heal resets the connection.
 fn orphaned_transaction_cause(e: &Evidence<'_>, call: &Call) -> Option<String> {
-    let courses = |replica: usize| e.addresses[replica].service == Service::Courses;
-    let write_of_courses = courses(call.replica) && call.op.is_write();
-    e.faults
-        .iter()
-        .any(|f| {
-            write_of_courses
-                && f.kind == FaultKind::Kill
-                && f.replica.is_some_and(courses)
-                && f.start <= call.end
-                && call.start <= f.start + ORPHANED_TRANSACTION + GRACE
+    if !call.op.is_write() {
+        return None;
+    }
+    let service = e.addresses[call.replica].service;
+    let of_service = |f: &FaultRecord| f.replica.is_some_and(|r| e.addresses[r].service == service);
+    e.faults.iter().find_map(|f| {
+        let held_until = match (service, f.kind) {
+            // The transaction is left at the kill; at a reset (or the heal of a blackhole),
+            // which ends the cut.
+            (Service::Courses, FaultKind::Kill) => f.start + ORPHANED_TRANSACTION,
+            (Service::Courses, FaultKind::LinkCut(Link::Database, _)) => {
+                f.end + ORPHANED_TRANSACTION
+            }
+            (Service::Students, FaultKind::LinkCut(Link::Database, CutMode::Blackhole)) => f.end,
+            _ => return None,
+        };
+        (of_service(f) && f.start <= call.end && call.start <= held_until + GRACE).then(|| {
+            format!(
+                "transaction left open by a {} of {}",
+                f.kind,
+                service.name()
+            )
         })
-        .then(|| "transaction left open by a sigkill of courses".to_owned())
+    })
 }
 
 fn overlaps(call: &Call, fault: &FaultRecord) -> bool {
     call.start <= fault.end + GRACE && call.end >= fault.start
 }
 
-/// The fault that explains a 503 / UNAVAILABLE: one of a dependency of a service the call
-/// involved (a cross query involves both), or of a replica of the peer it asked.
-fn unavailable_cause(e: &Evidence<'_>, call: &Call) -> Option<String> {
+/// Whether a cut of `link` of the replica a request was sent to explains its failing: its
+/// database or NATS, any request; its Redis, only a write (refused before it commits, as it
+/// cannot make the cache safe — a read never fails because of the cache); its peer, only a
+/// cross query (the only request that asks the peer).
+fn link_explains(link: Link, call: &Call) -> bool {
+    match link {
+        Link::Database | Link::Nats => true,
+        Link::Redis => call.op.is_write(),
+        Link::Peer => call.op == CallOp::Cross,
+    }
+}
+
+/// Every fault that may explain a 503 / UNAVAILABLE, with the cause it names: a fault of a
+/// dependency of a service the call involved (a cross query involves both); a cut of a link of
+/// the replica asked ([`link_explains`]); for a cross query, a fault of a replica of the peer
+/// it asked, or a cut of such a replica's database link.
+fn unavailable_causes<'f>(e: &'f Evidence<'_>, call: &Call) -> Vec<(&'f FaultRecord, String)> {
     let service = e.addresses[call.replica].service;
+    let cross = call.op == CallOp::Cross;
     let mut involved = vec![service];
-    if call.op == CallOp::Cross {
+    if cross {
         involved.push(service.other());
     }
-    // The cause named is a fault in progress when the request was sent, if there is one, else
-    // the most recent one whose window (with the grace) it overlaps.
     e.faults
         .iter()
         .filter(|f| overlaps(call, f))
         .filter_map(|f| {
-            let cause = match f.replica {
-                None => involved
+            let cause = match (f.replica, f.kind.link()) {
+                (None, _) => involved
                     .iter()
                     .any(|s| dependencies(*s).contains(&f.kind))
                     .then(|| f.kind.name().to_owned()),
-                Some(r) => (call.op == CallOp::Cross && e.addresses[r].service != service)
-                    .then(|| format!("{} of a peer", f.kind.name())),
+                (Some(r), Some(link)) if r == call.replica => {
+                    link_explains(link, call).then(|| f.kind.name().to_owned())
+                }
+                (Some(r), link) => (cross
+                    && e.addresses[r].service != service
+                    && link.is_none_or(|link| link == Link::Database))
+                .then(|| format!("{} of a peer", f.kind.name())),
             }?;
-            let in_progress = f.start <= call.start && call.start <= f.end;
-            Some(((in_progress, f.start), cause))
+            Some((f, cause))
         })
-        .max_by_key(|(rank, _)| *rank)
+        .collect()
+}
+
+/// The fault that explains a 503 / UNAVAILABLE: of [`unavailable_causes`], one in progress
+/// when the request was sent, if there is one, else the most recent one.
+fn unavailable_cause(e: &Evidence<'_>, call: &Call) -> Option<String> {
+    unavailable_causes(e, call)
+        .into_iter()
+        .max_by_key(|(f, _)| (f.start <= call.start && call.start <= f.end, f.start))
         .map(|(_, cause)| cause)
 }
 
 /// The fault that explains no answer at all: the replica asked was killed, terminated or
-/// stalled at the time.
+/// stalled at the time, or one of its links that the request needed was cut.
 fn no_answer_cause(e: &Evidence<'_>, call: &Call) -> Option<String> {
     e.faults
         .iter()
         .rev()
-        .find(|f| f.replica == Some(call.replica) && overlaps(call, f))
+        .find(|f| {
+            f.replica == Some(call.replica)
+                && overlaps(call, f)
+                && f.kind.link().is_none_or(|link| link_explains(link, call))
+        })
         .map(|f| f.kind.name().to_owned())
 }
 
@@ -675,10 +886,17 @@ fn drain(e: &Evidence<'_>, report: &mut Report) {
 
 fn faults_check(e: &Evidence<'_>, report: &mut Report) {
     let injected: BTreeSet<FaultKind> = e.faults.iter().map(|f| f.kind).collect();
-    let missing: Vec<&str> = FaultKind::ALL
+    let missing: Vec<&str> = schedule::guaranteed_kinds(e.duration)
         .iter()
         .filter(|k| !injected.contains(k))
         .map(|k| k.name())
+        .collect();
+    // A cut proves something only if the replica's traffic really goes through the proxy.
+    let unproxied: Vec<String> = e
+        .link_connections
+        .iter()
+        .filter(|(_, _, n)| *n == 0)
+        .map(|(replica, link, _)| format!("{replica} {}", link.name()))
         .collect();
     let unrecovered: Vec<String> = e
         .faults
@@ -688,9 +906,12 @@ fn faults_check(e: &Evidence<'_>, report: &mut Report) {
         .collect();
     report.check(
         "faults",
-        missing.is_empty() && unrecovered.is_empty() && e.faults.len() == e.planned,
+        missing.is_empty()
+            && unrecovered.is_empty()
+            && unproxied.is_empty()
+            && e.faults.len() == e.planned,
         format!(
-            "{} of {} planned injected, every kind: {}, all recovered: {}{}",
+            "{} of {} planned injected, every kind: {}, all recovered: {}, every link of every replica through its proxy: {}{}",
             e.faults.len(),
             e.planned,
             if missing.is_empty() {
@@ -699,6 +920,11 @@ fn faults_check(e: &Evidence<'_>, report: &mut Report) {
                 format!("no (missing {})", missing.join(", "))
             },
             if unrecovered.is_empty() { "yes" } else { "no" },
+            if unproxied.is_empty() {
+                "yes".to_owned()
+            } else {
+                format!("no (no connection: {})", unproxied.join(", "))
+            },
             examples(&unrecovered)
         ),
     );
@@ -756,6 +982,11 @@ mod tests {
 
     /// The verdict of `lost writes` for these calls and final state.
     fn lost(calls: &[Call], state: State) -> (bool, String) {
+        verdict(calls, state, &[], "lost writes")
+    }
+
+    /// The verdict of check `name` for these calls, final state and faults.
+    fn verdict(calls: &[Call], state: State, faults: &[FaultRecord], name: &str) -> (bool, String) {
         let addresses: Vec<Address> = (0..4).map(address).collect();
         let settled = Settled {
             ok: true,
@@ -768,8 +999,9 @@ mod tests {
             workers: 1,
             addresses: &addresses,
             calls,
-            faults: &[],
+            faults,
             planned: 0,
+            link_connections: &[],
             crashes: &[],
             settled: &settled,
             state: &Ok(state),
@@ -782,9 +1014,45 @@ mod tests {
         let check = report
             .checks
             .iter()
-            .find(|c| c.name == "lost writes")
-            .expect("a lost writes check");
+            .find(|c| c.name == name)
+            .expect("the check is made");
         (check.passed, check.detail.clone())
+    }
+
+    /// A read of `id` through replica `replica` at `at` ms that answered `answer`, showing
+    /// `counter`.
+    fn read(
+        op: CallOp,
+        id: &str,
+        at_ms: u64,
+        replica: usize,
+        answer: Answer,
+        counter: &str,
+    ) -> Call {
+        Call {
+            op,
+            replica,
+            start: Duration::from_millis(at_ms),
+            end: Duration::from_millis(at_ms + 5),
+            answer,
+            ..write(op, id, 0, Answer::Timeout, counter, &[])
+        }
+    }
+
+    /// A cut of replica 0's Redis link from 1.5 s to 2.5 s.
+    fn redis_cut() -> FaultRecord {
+        FaultRecord {
+            kind: FaultKind::LinkCut(Link::Redis, CutMode::Reset),
+            target: "students-1 redis".into(),
+            replica: Some(0),
+            planned: Duration::from_millis(1_500),
+            start: Duration::from_millis(1_500),
+            end: Duration::from_millis(2_500),
+            exit: None,
+            drain: Duration::ZERO,
+            recovered: true,
+            note: String::new(),
+        }
     }
 
     const OK: Answer = Answer::Http(200);
@@ -865,6 +1133,102 @@ mod tests {
             lost(&deleted, still_there).0,
             "a delete of unknown outcome may not have happened"
         );
+    }
+
+    #[test]
+    fn a_read_after_an_acknowledged_write_on_another_replica_must_show_it() {
+        let writes = [
+            write(CallOp::Create, "s", 1, Answer::Http(201), "v00", &[]),
+            write(CallOp::Update, "s", 2, OK, "v01", &[]),
+        ];
+        let state = State {
+            students: vec![entity(Kind::Student, "s", "v01", &[])],
+            courses: vec![],
+        };
+        let with = |read: Call| {
+            let mut calls = writes.to_vec();
+            calls.push(read);
+            verdict(&calls, state.clone(), &[], "stale reads")
+        };
+        // The update ended at 2.010 s; a read sent after it, through replica 1.
+        assert!(with(read(CallOp::ReadBack, "s", 2_020, 1, OK, "v01")).0);
+        let (passed, detail) = with(read(CallOp::ReadBack, "s", 2_020, 1, OK, "v00"));
+        assert!(
+            !passed,
+            "an old version through the other replica: {detail}"
+        );
+        assert!(
+            detail.contains("older than the acknowledged v01"),
+            "{detail}"
+        );
+        // Sent before the update was acknowledged: either version may show.
+        assert!(
+            with(read(CallOp::Get, "s", 2_005, 1, OK, "v00"))
+                .1
+                .contains("0 stale")
+        );
+        assert!(
+            !with(read(CallOp::ReadBack, "s", 2_020, 1, Answer::Http(404), "")).0,
+            "not found after an acknowledged update"
+        );
+        // Unanswered reads are for `responses`, not judged here (and with nothing judged through
+        // another replica, the check lacks its evidence).
+        let (passed, detail) = with(read(CallOp::ReadBack, "s", 2_020, 1, Answer::Http(503), ""));
+        assert!(
+            !passed && detail.starts_with("0 stale of 0 reads judged"),
+            "{detail}"
+        );
+    }
+
+    #[test]
+    fn a_read_after_an_acknowledged_delete_must_not_find_it() {
+        let writes = [
+            write(CallOp::Create, "s", 1, Answer::Http(201), "v00", &[]),
+            write(CallOp::Delete, "s", 2, Answer::Http(204), "", &[]),
+        ];
+        let with = |read: Call| {
+            let mut calls = writes.to_vec();
+            calls.push(read);
+            verdict(&calls, State::default(), &[], "stale reads")
+        };
+        assert!(with(read(CallOp::ReadBack, "s", 2_020, 1, Answer::Http(404), "")).0);
+        assert!(
+            with(read(
+                CallOp::ReadBack,
+                "s",
+                2_020,
+                1,
+                Answer::Grpc(Code::NotFound),
+                ""
+            ))
+            .0
+        );
+        assert!(!with(read(CallOp::ReadBack, "s", 2_020, 1, OK, "v00")).0);
+    }
+
+    #[test]
+    fn a_write_refused_during_a_redis_cut_of_its_replica_must_not_be_committed() {
+        let calls = [
+            write(CallOp::Create, "s", 1, Answer::Http(201), "v00", &[]),
+            write(CallOp::Update, "s", 2, Answer::Http(503), "v01", &[]),
+        ];
+        let stored = |counter: &str| State {
+            students: vec![entity(Kind::Student, "s", counter, &[])],
+            courses: vec![],
+        };
+        let cut = [redis_cut()];
+        assert!(verdict(&calls, stored("v00"), &cut, "lost writes").0);
+        let (passed, detail) = verdict(&calls, stored("v01"), &cut, "lost writes");
+        assert!(!passed, "the refused update was committed: {detail}");
+        // Without the cut the same 503 is of unknown outcome: either version may be stored...
+        assert!(verdict(&calls, stored("v01"), &[], "lost writes").0);
+        // ...and it is explained by no fault.
+        assert!(!verdict(&calls, stored("v01"), &[], "responses").0);
+        assert!(verdict(&calls, stored("v00"), &cut, "responses").0);
+        // A read during the cut fails because of the cache: never explained by it.
+        let mut with_read = calls.to_vec();
+        with_read.push(read(CallOp::Get, "s", 2_100, 0, Answer::Http(503), ""));
+        assert!(!verdict(&with_read, stored("v00"), &cut, "responses").0);
     }
 
     #[test]

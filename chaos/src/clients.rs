@@ -346,29 +346,29 @@ impl Clients {
         }
     }
 
-    /// GET / Get*.
+    /// GET / Get*: the answer and, if OK, the entity as read (for the stale-read check).
     pub async fn get(
         &self,
         transport: Transport,
         replica: &Address,
         kind: Kind,
         id: &str,
-    ) -> Answer {
+    ) -> (Answer, Option<Entity>) {
         match transport {
             Transport::Http => {
                 let url = format!("{}/api/{}/{id}", replica.http, kind.plural());
-                self.http_status(self.http.get(url)).await
+                self.http_entity(self.http.get(url), kind).await
             }
             Transport::Grpc => match kind {
                 Kind::Student => {
                     let request = pb::GetStudentRequest { id: id.to_owned() };
                     let mut client = self.student_client(replica);
-                    grpc(client.get_student(request), |_| ()).await.0
+                    grpc(client.get_student(request), student).await
                 }
                 Kind::Course => {
                     let request = pb::GetCourseRequest { id: id.to_owned() };
                     let mut client = self.course_client(replica);
-                    grpc(client.get_course(request), |_| ()).await.0
+                    grpc(client.get_course(request), course).await
                 }
             },
         }
@@ -433,9 +433,18 @@ impl Clients {
         request: reqwest::RequestBuilder,
         entity: &Entity,
     ) -> (Answer, Option<Entity>) {
-        let kind = entity.kind;
+        self.http_entity(request.json(&entity.body()), entity.kind)
+            .await
+    }
+
+    /// Sends a request answered with one entity of `kind` in `data`.
+    async fn http_entity(
+        &self,
+        request: reqwest::RequestBuilder,
+        kind: Kind,
+    ) -> (Answer, Option<Entity>) {
         let call = async {
-            let response = request.json(&entity.body()).send().await?;
+            let response = request.send().await?;
             let status = response.status().as_u16();
             let body: Option<serde_json::Value> = response.json().await.ok();
             Ok::<_, reqwest::Error>((status, body))

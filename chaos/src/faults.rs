@@ -13,7 +13,7 @@ use crate::{
     error::{Context as _, Result},
     ledger::{InFlight, RACE_MARGIN},
     replicas::{Fleet, Service, wait_ready},
-    schedule::{FaultKind, Planned},
+    schedule::{CutMode, FaultKind, Link, Planned},
     world::{Disruptions, World, postgres_admin},
 };
 
@@ -32,7 +32,8 @@ const IN_FLIGHT_WAIT: Duration = Duration::from_secs(2);
 pub struct FaultRecord {
     /// What happened.
     pub kind: FaultKind,
-    /// What it hit: a replica's name, `nats`, `redis` or `postgres`.
+    /// What it hit: a replica's name, `nats`, `redis` or `postgres`; for a link fault the
+    /// replica's name and the link's (`students-1 redis`).
     pub target: String,
     /// The replica it hit (fleet index), for replica faults.
     pub replica: Option<usize>,
@@ -163,6 +164,10 @@ impl Injector {
             (FaultKind::Kill | FaultKind::Terminate | FaultKind::Stall, Some(target)) => {
                 self.on_replica(planned, target, &mut record).await
             }
+            (FaultKind::LinkCut(link, mode), Some(target)) => {
+                self.cut_link(link, mode, planned.pause, target, &mut record)
+                    .await
+            }
             (FaultKind::NatsRestart, _) => self.restart(true, planned.pause, &mut record).await,
             (FaultKind::RedisRestart, _) => self.restart(false, planned.pause, &mut record).await,
             (FaultKind::RedisFlush, _) => {
@@ -248,6 +253,42 @@ impl Injector {
                 replica.signal(Signal::SIGCONT)?;
                 return Ok(());
             }
+        }
+        wait_ready(&self.http, &address, RECOVERY_DEADLINE).await
+    }
+
+    /// Cuts one link of one replica for `pause`, heals it, and waits until the replica is ready
+    /// again (a replica cut from its database reports not ready until it reconnects).
+    async fn cut_link(
+        &self,
+        link: Link,
+        mode: CutMode,
+        pause: Duration,
+        target: usize,
+        record: &mut FaultRecord,
+    ) -> Result<()> {
+        // Held throughout, like a replica fault: the replica lane waits instead of restarting
+        // this replica while its link is cut (a replica started without its database could not
+        // become ready), and the crash watch leaves it alone until it is over.
+        let replica = Arc::clone(&self.fleet.replicas[target]);
+        let replica = replica.lock().await;
+        let address = replica.address.clone();
+        let links = &self.fleet.links[target];
+        record.target = format!("{} {}", address.name, link.name());
+        record.note = format!("{} connections through it before", links.accepted(link));
+        record.start = self.now();
+        for proxy in links.proxies(link) {
+            proxy.cut(mode.cut());
+        }
+        tokio::time::sleep(pause).await;
+        for proxy in links.proxies(link) {
+            proxy.heal();
+        }
+        if link == Link::Database && address.service == Service::Courses {
+            // Its MongoDB connections were reset (at once, or now at the heal of a blackhole)
+            // with whatever transaction they had open: the server keeps it open like a killed
+            // replica's (docs/chaos.md, "Clean-up").
+            self.disruptions.note();
         }
         wait_ready(&self.http, &address, RECOVERY_DEADLINE).await
     }

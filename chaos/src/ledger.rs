@@ -18,12 +18,20 @@ pub enum CallOp {
     Get,
     /// A cross query.
     Cross,
+    /// GET / Get* through another replica than an acknowledged write went to, right after it
+    /// (the stale-reads check).
+    ReadBack,
 }
 
 impl CallOp {
     /// Whether it writes.
     pub fn is_write(self) -> bool {
         matches!(self, Self::Create | Self::Update | Self::Delete)
+    }
+
+    /// Whether it reads one entity (and records the counter it showed).
+    pub fn reads_entity(self) -> bool {
+        matches!(self, Self::Get | Self::ReadBack)
     }
 
     /// Its name in the report.
@@ -34,6 +42,7 @@ impl CallOp {
             Self::Delete => "delete",
             Self::Get => "get",
             Self::Cross => "cross",
+            Self::ReadBack => "read-back",
         }
     }
 }
@@ -61,7 +70,8 @@ pub struct Call {
     pub end: Duration,
     /// How it ended.
     pub answer: Answer,
-    /// For creates and updates: the counter it wrote.
+    /// For creates and updates: the counter it wrote; for reads of an entity answered OK, the
+    /// counter they showed.
     pub counter: String,
     /// For creates and updates: the links it wrote.
     pub links: Vec<String>,

@@ -10,6 +10,7 @@ pub mod clients;
 pub mod error;
 pub mod faults;
 pub mod ledger;
+pub mod links;
 pub mod load;
 pub mod logs;
 pub mod model;
@@ -40,7 +41,7 @@ use crate::{
     model::Kind,
     probe::Probe,
     replicas::Fleet,
-    schedule::Schedule,
+    schedule::{Link, Schedule},
     world::{Disruptions, Names, World},
 };
 
@@ -188,10 +189,7 @@ fn print_plan(config: &Config, schedule: &Schedule) {
         from.as_secs_f64(),
         to.as_secs_f64()
     );
-    for (lane, faults) in [
-        ("replicas", &schedule.replicas),
-        ("dependencies", &schedule.dependencies),
-    ] {
+    for (lane, faults) in schedule.lanes() {
         for fault in faults.iter() {
             let target = fault
                 .target
@@ -257,7 +255,7 @@ async fn execute(config: Config, names: Names, disruptions: Disruptions) -> Resu
         names.prefix
     ));
     let world = Arc::new(World::start(&config, names).await?);
-    let fleet = Arc::new(Fleet::new(&config, &world, disruptions.clone())?);
+    let fleet = Arc::new(Fleet::new(&config, &world, disruptions.clone()).await?);
     let clients = Clients::new(&fleet.addresses)?;
     progress.say("starting the replicas");
     fleet.start(clients.http()).await?;
@@ -290,6 +288,7 @@ async fn execute(config: Config, names: Names, disruptions: Disruptions) -> Resu
     let mut lanes = JoinSet::new();
     lanes.spawn(Arc::clone(&injector).run_lane(schedule.replicas.clone()));
     lanes.spawn(Arc::clone(&injector).run_lane(schedule.dependencies.clone()));
+    lanes.spawn(Arc::clone(&injector).run_lane(schedule.links.clone()));
     let mut workers = JoinSet::new();
     for worker in 0..config.workers {
         workers.spawn(load::worker(
@@ -339,6 +338,14 @@ async fn execute(config: Config, names: Names, disruptions: Disruptions) -> Resu
     world.stop().await;
     let faults = injector.records();
     let crashes = injector.crashes();
+    let link_connections: Vec<(String, Link, u64)> = fleet
+        .addresses
+        .iter()
+        .zip(&fleet.links)
+        .flat_map(|(address, links)| {
+            Link::ALL.map(|link| (address.name.clone(), link, links.accepted(link)))
+        })
+        .collect();
     Ok(checks::evaluate(&Evidence {
         seed: config.seed,
         duration: config.duration,
@@ -346,7 +353,8 @@ async fn execute(config: Config, names: Names, disruptions: Disruptions) -> Resu
         addresses: &fleet.addresses,
         calls: &calls,
         faults: &faults,
-        planned: schedule.replicas.len() + schedule.dependencies.len(),
+        planned: schedule.len(),
+        link_connections: &link_connections,
         crashes: &crashes,
         settled: &settled,
         state: &state,

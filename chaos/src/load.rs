@@ -11,10 +11,10 @@ use std::{
 };
 
 use crate::{
-    clients::{Clients, Outcome},
+    clients::{Clients, Outcome, Transport},
     ledger::{Call, CallOp, InFlight, Ledger},
     model::{Entity, Part},
-    replicas::Address,
+    replicas::{Address, PER_SERVICE},
     schedule::{Intent, Intents, Op},
 };
 
@@ -336,12 +336,15 @@ impl Worker {
         call.end = self.load.now();
         drop(flying);
         call.answer = answer;
-        let unknown = call.answer.outcome() == Outcome::Unknown;
+        let outcome = call.answer.outcome();
         self.load.ledger.record(call);
+        if outcome == Outcome::Acknowledged {
+            self.read_back(part, &entity, intent, &replica).await;
+        }
         let owned = &mut self.owned[i];
         owned.entity = entity;
         owned.updates = updates;
-        owned.quiet_until = unknown.then(|| Instant::now() + QUARANTINE);
+        owned.quiet_until = (outcome == Outcome::Unknown).then(|| Instant::now() + QUARANTINE);
         true
     }
 
@@ -376,7 +379,44 @@ impl Worker {
             .await;
         call.end = self.load.now();
         drop(flying);
+        let acknowledged = call.answer.outcome() == Outcome::Acknowledged;
         self.load.ledger.record(call);
+        if acknowledged {
+            self.read_back(part, &owned.entity, intent, &replica).await;
+        }
+    }
+
+    /// Reads an entity back through the other replica of its service than `written`, right
+    /// after a write to it was acknowledged there: the read must show that write (or, after a
+    /// delete, answer 404). A replica that lost only its own link to Redis could otherwise
+    /// acknowledge a write whose cache invalidation failed while another one keeps serving the
+    /// old entry (issue 26); the stale-reads check judges these reads (docs/chaos.md).
+    async fn read_back(&self, part: Part, entity: &Entity, intent: &Intent, written: &Address) {
+        let service = part.kind().service();
+        let replica = self
+            .load
+            .replica(service, (intent.replica + 1) % PER_SERVICE)
+            .clone();
+        debug_assert_ne!(replica.index, written.index);
+        let mut call = self.call(CallOp::ReadBack, part, entity, intent, &replica);
+        self.get(&mut call, intent.transport, &replica).await;
+        self.load.ledger.record(call);
+    }
+
+    /// Sends the GET of `call`'s entity to `replica`; records its answer, its end and, if it
+    /// answered OK, the counter it showed.
+    async fn get(&self, call: &mut Call, transport: Transport, replica: &Address) {
+        let flying = self.load.in_flight.enter(replica.index);
+        let (answer, read) = self
+            .load
+            .clients
+            .get(transport, replica, call.part.kind(), &call.id)
+            .await;
+        call.end = self.load.now();
+        drop(flying);
+        call.answer = answer;
+        call.counter = read.map(|e| e.counter).unwrap_or_default();
+        call.links.clear();
     }
 
     async fn read(&mut self, part: Part, intent: &Intent, cross: bool) {
@@ -393,20 +433,19 @@ impl Worker {
         let replica = self.load.replica(service, intent.replica).clone();
         let op = if cross { CallOp::Cross } else { CallOp::Get };
         let mut call = self.call(op, part, &entity, intent, &replica);
+        if !cross {
+            self.get(&mut call, intent.transport, &replica).await;
+            self.load.ledger.record(call);
+            return;
+        }
         let flying = self.load.in_flight.enter(replica.index);
         call.counter.clear();
         call.links.clear();
-        call.answer = if cross {
-            self.load
-                .clients
-                .cross(intent.transport, &replica, kind, &entity.id)
-                .await
-        } else {
-            self.load
-                .clients
-                .get(intent.transport, &replica, kind, &entity.id)
-                .await
-        };
+        call.answer = self
+            .load
+            .clients
+            .cross(intent.transport, &replica, kind, &entity.id)
+            .await;
         call.end = self.load.now();
         drop(flying);
         self.load.ledger.record(call);

@@ -1,6 +1,7 @@
 //! The two replicas of each service, child processes of the service binaries on their own
 //! ports (kept across restarts), each listing both replicas of the other service as its peer
-//! (docs/chaos.md, "What one run does").
+//! (docs/chaos.md, "What one run does"). Every link of a replica — Redis, NATS, its database,
+//! each peer replica — goes through its own fault proxy ([`crate::links`]).
 
 use std::{
     process::ExitStatus,
@@ -14,6 +15,7 @@ use tokio::sync::Mutex;
 use crate::{
     Config,
     error::{Result, fail},
+    links::{self, ReplicaLinks, Upstreams},
     procs::{Proc, Spec},
     world::{Disruptions, World, free_port},
 };
@@ -135,12 +137,15 @@ pub struct Fleet {
     pub addresses: Vec<Address>,
     /// The replicas, each locked by whoever acts on its process (a fault, the crash watch).
     pub replicas: Vec<Arc<Mutex<Replica>>>,
+    /// Each replica's links, by fleet index; they live (and forward) as long as the fleet.
+    pub links: Vec<ReplicaLinks>,
     disruptions: Disruptions,
 }
 
 impl Fleet {
-    /// Picks the ports and environments of every replica; starts none.
-    pub fn new(config: &Config, world: &World, disruptions: Disruptions) -> Result<Self> {
+    /// Picks the ports and environments of every replica and starts the proxies of their links;
+    /// starts no replica.
+    pub async fn new(config: &Config, world: &World, disruptions: Disruptions) -> Result<Self> {
         let mut addresses = Vec::new();
         for service in Service::BOTH {
             for n in 1..=PER_SERVICE {
@@ -154,66 +159,75 @@ impl Fleet {
                 });
             }
         }
-        let peers = |service: Service| {
-            addresses
-                .iter()
-                .filter(|a| a.service == service)
-                .map(|a| a.grpc.clone())
-                .collect::<Vec<_>>()
-                .join(",")
-        };
-        let replicas = addresses
-            .iter()
-            .map(|address| {
-                let strip = |url: &str| url.trim_start_matches("http://").to_owned();
-                let mut env = vec![
-                    ("HTTP_ADDR".to_owned(), strip(&address.http)),
-                    ("GRPC_ADDR".to_owned(), strip(&address.grpc)),
-                    ("NATS_URL".to_owned(), world.nats_url.clone()),
-                    ("REDIS_URL".to_owned(), world.redis_url.clone()),
-                    ("NIS_PREFIX".to_owned(), world.names.prefix.clone()),
-                    ("LOG_FORMAT".to_owned(), "json".to_owned()),
-                    ("RUST_LOG".to_owned(), "info,nis_queue=debug".to_owned()),
-                    // Changes the faults lose (links-purge, links-delete) are repaired by the
-                    // periodic reconciliation, often enough to happen while the run settles.
-                    (
-                        "RECONCILE_INTERVAL_SECS".to_owned(),
-                        RECONCILE_INTERVAL_SECS.to_owned(),
-                    ),
-                    ("RECONCILE_GRACE_SECS".to_owned(), "2".to_owned()),
-                ];
-                match address.service {
-                    Service::Students => env.extend([
-                        ("DATABASE_URL".to_owned(), world.database_url()),
-                        ("COURSES_GRPC_URL".to_owned(), peers(Service::Courses)),
-                    ]),
-                    Service::Courses => env.extend([
-                        ("MONGODB_URI".to_owned(), world.mongodb_uri.clone()),
-                        (
-                            "MONGODB_DATABASE".to_owned(),
-                            world.names.mongo_database.clone(),
-                        ),
-                        ("STUDENTS_GRPC_URL".to_owned(), peers(Service::Students)),
-                    ]),
-                }
-                let spec = Spec {
-                    name: address.name.clone(),
-                    program: config.bin_dir.join(address.service.name()),
-                    args: Vec::new(),
-                    env,
-                    log: config.run_dir.join(format!("{}.log", address.name)),
-                };
-                Arc::new(Mutex::new(Replica {
-                    address: address.clone(),
-                    spec,
-                    proc: None,
-                    starts: 0,
-                }))
+        let database_url = world.database_url();
+        let mut replicas = Vec::new();
+        let mut all_links = Vec::new();
+        for address in &addresses {
+            let (links, urls) = links::start(&Upstreams {
+                redis_url: &world.redis_url,
+                nats_url: &world.nats_url,
+                database_url: match address.service {
+                    Service::Students => &database_url,
+                    Service::Courses => &world.mongodb_uri,
+                },
+                mongodb: address.service == Service::Courses,
+                peers: addresses
+                    .iter()
+                    .filter(|a| a.service == address.service.other())
+                    .map(|a| a.grpc.as_str())
+                    .collect(),
             })
-            .collect();
+            .await?;
+            all_links.push(links);
+            let strip = |url: &str| url.trim_start_matches("http://").to_owned();
+            let mut env = vec![
+                ("HTTP_ADDR".to_owned(), strip(&address.http)),
+                ("GRPC_ADDR".to_owned(), strip(&address.grpc)),
+                ("NATS_URL".to_owned(), urls.nats),
+                ("REDIS_URL".to_owned(), urls.redis),
+                ("NIS_PREFIX".to_owned(), world.names.prefix.clone()),
+                ("LOG_FORMAT".to_owned(), "json".to_owned()),
+                ("RUST_LOG".to_owned(), "info,nis_queue=debug".to_owned()),
+                // Changes the faults lose (links-purge, links-delete) are repaired by the
+                // periodic reconciliation, often enough to happen while the run settles.
+                (
+                    "RECONCILE_INTERVAL_SECS".to_owned(),
+                    RECONCILE_INTERVAL_SECS.to_owned(),
+                ),
+                ("RECONCILE_GRACE_SECS".to_owned(), "2".to_owned()),
+            ];
+            match address.service {
+                Service::Students => env.extend([
+                    ("DATABASE_URL".to_owned(), urls.database),
+                    ("COURSES_GRPC_URL".to_owned(), urls.peers),
+                ]),
+                Service::Courses => env.extend([
+                    ("MONGODB_URI".to_owned(), urls.database),
+                    (
+                        "MONGODB_DATABASE".to_owned(),
+                        world.names.mongo_database.clone(),
+                    ),
+                    ("STUDENTS_GRPC_URL".to_owned(), urls.peers),
+                ]),
+            }
+            let spec = Spec {
+                name: address.name.clone(),
+                program: config.bin_dir.join(address.service.name()),
+                args: Vec::new(),
+                env,
+                log: config.run_dir.join(format!("{}.log", address.name)),
+            };
+            replicas.push(Arc::new(Mutex::new(Replica {
+                address: address.clone(),
+                spec,
+                proc: None,
+                starts: 0,
+            })));
+        }
         Ok(Self {
             addresses,
             replicas,
+            links: all_links,
             disruptions,
         })
     }

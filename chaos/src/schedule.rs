@@ -31,11 +31,62 @@ pub enum FaultKind {
     /// Delete the newest messages of a links stream: the changes among them not yet applied
     /// are lost.
     MessagesDeleted,
+    /// Cut one link of one replica (its fault proxy) the way the mode says, then heal it; the
+    /// replica's other links and every other replica are untouched.
+    LinkCut(Link, CutMode),
+}
+
+/// A link between one replica and one of its dependencies, each through its own fault proxy
+/// (docs/chaos.md, "Link faults").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Link {
+    /// Its `REDIS_URL`: the cache.
+    Redis,
+    /// Its `NATS_URL`: the relay's publishes and the consumer.
+    Nats,
+    /// Its `DATABASE_URL` (students, PostgreSQL) or `MONGODB_URI` (courses).
+    Database,
+    /// Its `COURSES_GRPC_URL` / `STUDENTS_GRPC_URL`: every replica of the other service.
+    Peer,
+}
+
+impl Link {
+    /// Every link.
+    pub const ALL: [Self; 4] = [Self::Redis, Self::Nats, Self::Database, Self::Peer];
+
+    /// Its name in the report.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Redis => "redis",
+            Self::Nats => "nats",
+            Self::Database => "db",
+            Self::Peer => "peer",
+        }
+    }
+}
+
+/// How a link is cut (what [`fault_proxy::Cut`] does).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum CutMode {
+    /// Every connection reset, new ones reset at once: the client is told.
+    Reset,
+    /// No byte passes, new connections accepted and never forwarded: only timeouts tell.
+    Blackhole,
+}
+
+impl CutMode {
+    /// The proxy's cut.
+    pub fn cut(self) -> fault_proxy::Cut {
+        match self {
+            Self::Reset => fault_proxy::Cut::Reset,
+            Self::Blackhole => fault_proxy::Cut::Blackhole,
+        }
+    }
 }
 
 impl FaultKind {
     /// Every kind.
-    pub const ALL: [Self; 9] = [
+    pub const ALL: [Self; 17] = [
         Self::Kill,
         Self::Terminate,
         Self::Stall,
@@ -45,6 +96,14 @@ impl FaultKind {
         Self::PostgresTerminate,
         Self::StreamPurge,
         Self::MessagesDeleted,
+        Self::LinkCut(Link::Redis, CutMode::Reset),
+        Self::LinkCut(Link::Redis, CutMode::Blackhole),
+        Self::LinkCut(Link::Nats, CutMode::Reset),
+        Self::LinkCut(Link::Nats, CutMode::Blackhole),
+        Self::LinkCut(Link::Database, CutMode::Reset),
+        Self::LinkCut(Link::Database, CutMode::Blackhole),
+        Self::LinkCut(Link::Peer, CutMode::Reset),
+        Self::LinkCut(Link::Peer, CutMode::Blackhole),
     ];
 
     /// The kinds that hit a replica (one lane), the others hit a shared dependency (the other).
@@ -60,6 +119,25 @@ impl FaultKind {
         Self::MessagesDeleted,
     ];
 
+    /// The kinds that cut one link of one replica (a third lane).
+    pub const ON_LINKS: [Self; 8] = [
+        Self::LinkCut(Link::Redis, CutMode::Reset),
+        Self::LinkCut(Link::Redis, CutMode::Blackhole),
+        Self::LinkCut(Link::Nats, CutMode::Reset),
+        Self::LinkCut(Link::Nats, CutMode::Blackhole),
+        Self::LinkCut(Link::Database, CutMode::Reset),
+        Self::LinkCut(Link::Database, CutMode::Blackhole),
+        Self::LinkCut(Link::Peer, CutMode::Reset),
+        Self::LinkCut(Link::Peer, CutMode::Blackhole),
+    ];
+
+    /// The link kinds a run too short for all of [`Self::ON_LINKS`] still gets: a replica cut
+    /// from Redis while the others keep theirs is what can make a read stale (issue 26).
+    pub const SHORT_RUN_LINKS: [Self; 2] = [
+        Self::LinkCut(Link::Redis, CutMode::Reset),
+        Self::LinkCut(Link::Redis, CutMode::Blackhole),
+    ];
+
     /// Its name in the report.
     pub fn name(self) -> &'static str {
         match self {
@@ -72,6 +150,24 @@ impl FaultKind {
             Self::PostgresTerminate => "pg-terminate",
             Self::StreamPurge => "links-purge",
             Self::MessagesDeleted => "links-delete",
+            Self::LinkCut(link, mode) => match (link, mode) {
+                (Link::Redis, CutMode::Reset) => "link-redis-reset",
+                (Link::Redis, CutMode::Blackhole) => "link-redis-blackhole",
+                (Link::Nats, CutMode::Reset) => "link-nats-reset",
+                (Link::Nats, CutMode::Blackhole) => "link-nats-blackhole",
+                (Link::Database, CutMode::Reset) => "link-db-reset",
+                (Link::Database, CutMode::Blackhole) => "link-db-blackhole",
+                (Link::Peer, CutMode::Reset) => "link-peer-reset",
+                (Link::Peer, CutMode::Blackhole) => "link-peer-blackhole",
+            },
+        }
+    }
+
+    /// The link it cuts, for link faults.
+    pub fn link(self) -> Option<Link> {
+        match self {
+            Self::LinkCut(link, _) => Some(link),
+            _ => None,
         }
     }
 
@@ -101,14 +197,60 @@ pub struct Planned {
     pub pause: Duration,
 }
 
-/// The faults of a run, in two lanes that run side by side: one on replicas, one on
-/// dependencies; each lane runs its faults one after another.
+/// The faults of a run, in three lanes that run side by side: one on replicas, one on
+/// dependencies, one on single links; each lane runs its faults one after another.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
     /// Faults on replicas.
     pub replicas: Vec<Planned>,
     /// Faults on NATS, Redis and PostgreSQL.
     pub dependencies: Vec<Planned>,
+    /// Cuts of one link of one replica.
+    pub links: Vec<Planned>,
+}
+
+impl Schedule {
+    /// Every planned fault, lane by lane, with its lane's name.
+    pub fn lanes(&self) -> [(&'static str, &[Planned]); 3] {
+        [
+            ("replicas", &self.replicas),
+            ("dependencies", &self.dependencies),
+            ("links", &self.links),
+        ]
+    }
+
+    /// How many faults are planned.
+    pub fn len(&self) -> usize {
+        self.replicas.len() + self.dependencies.len() + self.links.len()
+    }
+
+    /// Whether none is.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// The fault window a run needs for every link kind to be planned: eight cuts of up to 4 s,
+/// each followed by the replica becoming ready again, with room between them. Shorter runs
+/// (the one in `make test`) get [`FaultKind::SHORT_RUN_LINKS`].
+pub const ALL_LINKS_SPAN: Duration = Duration::from_secs(48);
+
+/// The kinds every run of `duration` is planned with at least once (and the `faults` check
+/// demands): every kind, but in a run whose window is shorter than [`ALL_LINKS_SPAN`] only
+/// the Redis link cuts among the link kinds.
+pub fn guaranteed_kinds(duration: Duration) -> Vec<FaultKind> {
+    let (from, to) = fault_window(duration);
+    let links: &[FaultKind] = if to.saturating_sub(from) >= ALL_LINKS_SPAN {
+        &FaultKind::ON_LINKS
+    } else {
+        &FaultKind::SHORT_RUN_LINKS
+    };
+    FaultKind::ON_REPLICAS
+        .iter()
+        .chain(&FaultKind::ON_DEPENDENCIES)
+        .chain(links)
+        .copied()
+        .collect()
 }
 
 /// The part of the load in which faults start: from a short lead-in to a quiet tail, so that
@@ -122,17 +264,23 @@ pub fn fault_window(duration: Duration) -> (Duration, Duration) {
 }
 
 /// The fault schedule of `seed` for a load of `duration` over `replicas` replicas: every kind
-/// at least once, more when the window is long (a replica fault every ~12 s, a dependency fault
-/// every ~15 s on average).
+/// of [`guaranteed_kinds`] at least once, more when the window is long (a replica fault every
+/// ~12 s, a dependency fault every ~15 s, a link cut every ~8 s on average).
 pub fn faults(seed: u64, duration: Duration, replicas: usize) -> Schedule {
     let mut rng = StdRng::seed_from_u64(seed);
     let (from, to) = fault_window(duration);
     let span = to.saturating_sub(from);
+    let guaranteed = guaranteed_kinds(duration);
+    // `kinds`: what the lane may draw; those among them that are guaranteed come first.
     let mut lane = |kinds: &[FaultKind], every: Duration| {
-        let count = kinds
+        let mut chosen: Vec<FaultKind> = kinds
+            .iter()
+            .filter(|k| guaranteed.contains(k))
+            .copied()
+            .collect();
+        let count = chosen
             .len()
             .max(usize::try_from(span.as_millis() / every.as_millis()).unwrap_or(0));
-        let mut chosen: Vec<FaultKind> = kinds.to_vec();
         while chosen.len() < count {
             chosen.push(kinds[rng.random_range(0..kinds.len())]);
         }
@@ -160,6 +308,9 @@ pub fn faults(seed: u64, duration: Duration, replicas: usize) -> Schedule {
                     FaultKind::StreamPurge | FaultKind::MessagesDeleted => {
                         (Some(replica), Duration::ZERO)
                     }
+                    // Long enough for a blackhole to outlast the services' 1–1.5 s timeouts
+                    // (cache, peer), short enough for the load to write through it many times.
+                    FaultKind::LinkCut(..) => (Some(replica), between(1_500, 4_000)),
                 };
                 Planned {
                     at,
@@ -172,9 +323,12 @@ pub fn faults(seed: u64, duration: Duration, replicas: usize) -> Schedule {
     };
     let replica_lane = lane(&FaultKind::ON_REPLICAS, Duration::from_secs(12));
     let dependency_lane = lane(&FaultKind::ON_DEPENDENCIES, Duration::from_secs(15));
+    // Drawn last, so the first two lanes of a seed are what they were before link faults.
+    let link_lane = lane(&FaultKind::ON_LINKS, Duration::from_secs(8));
     Schedule {
         replicas: replica_lane,
         dependencies: dependency_lane,
+        links: link_lane,
     }
 }
 
@@ -310,17 +464,28 @@ mod tests {
 
     #[test]
     fn every_kind_is_scheduled_inside_the_window_even_in_a_short_run() {
-        for (seed, secs) in [(1, 25), (2, 180), (3, 120)] {
+        for (seed, secs) in [(1, 25), (2, 180), (3, 120), (4, 90)] {
             let d = Duration::from_secs(secs);
             let schedule = faults(seed, d, 4);
             let all: Vec<_> = schedule
                 .replicas
                 .iter()
                 .chain(&schedule.dependencies)
+                .chain(&schedule.links)
                 .collect();
-            for kind in FaultKind::ALL {
+            assert_eq!(all.len(), schedule.len());
+            let guaranteed = guaranteed_kinds(d);
+            // A full run (90 s and more) gets every kind; the short one of `make test` every
+            // kind but the link cuts other than Redis's.
+            let expected: &[FaultKind] = if secs >= 90 {
+                &FaultKind::ALL
+            } else {
+                assert!(guaranteed.contains(&FaultKind::SHORT_RUN_LINKS[0]));
+                &guaranteed
+            };
+            for kind in expected {
                 assert!(
-                    all.iter().any(|f| f.kind == kind),
+                    all.iter().any(|f| f.kind == *kind),
                     "{kind} in a {secs} s run"
                 );
             }
@@ -333,6 +498,12 @@ mod tests {
                     .all(|f| f.kind.on_replica() && f.target.is_some())
             );
             assert!(schedule.dependencies.iter().all(|f| !f.kind.on_replica()));
+            assert!(
+                schedule
+                    .links
+                    .iter()
+                    .all(|f| f.kind.link().is_some() && f.target.is_some())
+            );
         }
     }
 }
