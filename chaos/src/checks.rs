@@ -217,7 +217,11 @@ fn figures(e: &Evidence<'_>, report: &mut Report) {
                 *acknowledged.entry(key).or_default() += 1;
             }
             Outcome::Unknown => *unknown.entry(call.op.name()).or_default() += 1,
-            Outcome::Refused => *fenced.entry(call.op.name()).or_default() += 1,
+            // A 4xx is counted (and failed) by `refused requests`.
+            Outcome::Refused if call.answer.class() == Class::Unavailable => {
+                *fenced.entry(call.op.name()).or_default() += 1;
+            }
+            Outcome::Refused => {}
         }
     }
     report.figure(format!(

@@ -267,9 +267,11 @@ impl Injector {
         target: usize,
         record: &mut FaultRecord,
     ) -> Result<()> {
-        // Held throughout, like a replica fault: the replica lane waits instead of restarting
-        // this replica while its link is cut (a replica started without its database could not
-        // become ready), and the crash watch leaves it alone until it is over.
+        // Held while the link is cut, like a replica fault: the replica lane waits instead of
+        // restarting this replica meanwhile (a replica started without its database could not
+        // become ready). Released at the heal, before waiting for readiness, so that a replica
+        // that crashed during the cut is restarted by the crash watch (and reported) rather
+        // than waited for in vain.
         let replica = Arc::clone(&self.fleet.replicas[target]);
         let replica = replica.lock().await;
         let address = replica.address.clone();
@@ -290,6 +292,7 @@ impl Injector {
             // replica's (docs/chaos.md, "Clean-up").
             self.disruptions.note();
         }
+        drop(replica);
         wait_ready(&self.http, &address, RECOVERY_DEADLINE).await
     }
 
