@@ -189,6 +189,22 @@ pub struct ServiceSettings {
     pub reconcile_grace: Duration,
 }
 
+/// The longest `REQUEST_TIMEOUT_MS` accepted: a commit must end well within the 15 s a write's
+/// cache fence lasts (docs/behaviour.md §6).
+const MAX_STORE_TIMEOUT_MS: u64 = 10_000;
+
+/// `REQUEST_TIMEOUT_MS` (default 5000, at most [`MAX_STORE_TIMEOUT_MS`]).
+fn read_store_timeout(env: &mut Env) -> Duration {
+    let timeout = env.millis("REQUEST_TIMEOUT_MS", 5_000);
+    if timeout > Duration::from_millis(MAX_STORE_TIMEOUT_MS) {
+        env.problems.push(format!(
+            "REQUEST_TIMEOUT_MS is {} ms; at most {MAX_STORE_TIMEOUT_MS} ms is accepted, so a commit ends well within its cache fence",
+            timeout.as_millis()
+        ));
+    }
+    timeout
+}
+
 impl ServiceSettings {
     /// Reads the shared settings; problems are recorded in `env`.
     pub fn read(env: &mut Env, defaults: Defaults) -> Self {
@@ -208,7 +224,7 @@ impl ServiceSettings {
                 "HTTP_WORKERS",
                 std::thread::available_parallelism().map_or(2, |n| n.get()),
             ),
-            store_timeout: env.millis("REQUEST_TIMEOUT_MS", 5_000),
+            store_timeout: read_store_timeout(env),
             shutdown_grace: env.secs("SHUTDOWN_GRACE_SECS", 20),
             startup_timeout: env.secs("STARTUP_TIMEOUT_SECS", 60),
             cache: CacheSettings {
@@ -245,6 +261,14 @@ mod tests {
                 .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
                 .collect(),
         )
+    }
+
+    #[test]
+    fn a_store_timeout_longer_than_a_cache_fence_allows_is_refused() {
+        let mut e = env(&[("REQUEST_TIMEOUT_MS", "20000")]);
+        ServiceSettings::read(&mut e, DEFAULTS);
+        let text = e.finish().expect_err("refused").to_string();
+        assert!(text.contains("REQUEST_TIMEOUT_MS is 20000 ms"), "{text}");
     }
 
     #[test]

@@ -13,10 +13,6 @@ use crate::{
     store::{Change, Commit, Committed, LinkState},
 };
 
-/// How long before its fence's pending marks expire a commit is given up: the marks must
-/// outlast the commit, or a reader could fill what the commit is replacing.
-const EXPIRY_MARGIN: std::time::Duration = std::time::Duration::from_secs(1);
-
 /// `S`, its commits fenced in the cache `C`.
 #[derive(Debug, Clone)]
 pub struct Fenced<S, C> {
@@ -62,24 +58,33 @@ where
     S: EntityStore<E>,
     C: Cache,
 {
-    async fn list(&self, page: Page) -> Result<Vec<E>, Error> {
-        self.store.list(page).await
+    // Reads and the rest hand back the store's own future: an `async` wrapper would hold it
+    // (MongoDB's are large in a debug build) once more on a worker's stack.
+    fn list(&self, page: Page) -> impl Future<Output = Result<Vec<E>, Error>> + Send {
+        self.store.list(page)
     }
 
-    async fn get(&self, id: &E::Id) -> Result<Option<E>, Error> {
-        self.store.get(id).await
+    fn get(&self, id: &E::Id) -> impl Future<Output = Result<Option<E>, Error>> + Send {
+        self.store.get(id)
     }
 
-    async fn list_linked(&self, other: &E::OtherId, page: Page) -> Result<Vec<E>, Error> {
-        self.store.list_linked(other, page).await
+    fn list_linked(
+        &self,
+        other: &E::OtherId,
+        page: Page,
+    ) -> impl Future<Output = Result<Vec<E>, Error>> + Send {
+        self.store.list_linked(other, page)
     }
 
     fn next_id(&self) -> E::Id {
         self.store.next_id()
     }
 
-    async fn load_links(&self, id: &E::Id) -> Result<Option<LinkState>, Error> {
-        self.store.load_links(id).await
+    fn load_links(
+        &self,
+        id: &E::Id,
+    ) -> impl Future<Output = Result<Option<LinkState>, Error>> + Send {
+        self.store.load_links(id)
     }
 
     /// Fences the stale scopes, commits, settles. A fence that cannot be set refuses the write
@@ -89,7 +94,7 @@ where
     async fn commit(&self, commit: Commit<E>) -> Result<Committed, Error> {
         let scopes = stale_scopes(&commit);
         if scopes.is_empty() {
-            return self.store.commit(commit).await;
+            return Box::pin(self.store.commit(commit)).await;
         }
         let fence = match self.cache.fence(&scopes).await {
             Ok(fence) => fence,
@@ -102,44 +107,35 @@ where
                 ));
             }
         };
-        let outcome = self.commit_before(&fence, commit).await;
+        // Boxed where it is made: held inline, a store's commit (MongoDB's is large in a debug
+        // build) would sit in this future and in every one around it, past what a worker's
+        // stack holds. The store's own deadline (`REQUEST_TIMEOUT_MS`) ends it well before the
+        // fence expires.
+        let outcome = Box::pin(self.store.commit(commit)).await;
+        if tokio::time::Instant::now() >= fence.expires {
+            tracing::warn!(
+                ?scopes,
+                "a commit outlasted its cache fence; REQUEST_TIMEOUT_MS is too long for it"
+            );
+        }
         self.settle(E::KIND, fence).await;
         outcome
     }
 
-    async fn find_key(&self, key: &str) -> Result<Option<KeyRecord>, Error> {
-        self.store.find_key(key).await
+    fn find_key(&self, key: &str) -> impl Future<Output = Result<Option<KeyRecord>, Error>> + Send {
+        self.store.find_key(key)
     }
 
-    async fn purge_keys(&self) -> Result<u64, Error> {
-        self.store.purge_keys().await
+    fn purge_keys(&self) -> impl Future<Output = Result<u64, Error>> + Send {
+        self.store.purge_keys()
     }
 
-    async fn ping(&self) -> Result<(), Error> {
-        self.store.ping().await
+    fn ping(&self) -> impl Future<Output = Result<(), Error>> + Send {
+        self.store.ping()
     }
 }
 
 impl<S, C: Cache> Fenced<S, C> {
-    /// Commits, given up before `fence` expires (the store's own deadline is far shorter; this
-    /// one only makes the bound explicit).
-    async fn commit_before<E>(&self, fence: &Fence, commit: Commit<E>) -> Result<Committed, Error>
-    where
-        E: Entity,
-        S: EntityStore<E>,
-    {
-        let give_up = fence
-            .expires
-            .checked_sub(EXPIRY_MARGIN)
-            .unwrap_or(fence.expires);
-        match tokio::time::timeout_at(give_up, self.store.commit(commit)).await {
-            Ok(outcome) => outcome,
-            Err(_) => Err(Error::unavailable(
-                "the database did not answer in time; the write may or may not have been made",
-            )),
-        }
-    }
-
     /// Settles `fence` for a write of `service`; a failure is counted and left to expire.
     async fn settle(&self, service: &'static str, fence: Fence) {
         if let Err(e) = self.cache.settle(&fence).await {
