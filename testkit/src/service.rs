@@ -41,6 +41,7 @@ pub fn settings_with_peer(prefix: &str, dead_redis: bool, peer_url: &str) -> Ser
             }),
             ttl: Duration::from_secs(300),
             timeout: Duration::from_millis(250),
+            fence_timeout: Duration::from_secs(1),
             fence_replicas: 0,
         },
         nats_url: super::nats_url(),

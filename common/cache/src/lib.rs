@@ -122,6 +122,9 @@ pub struct RedisCache {
     namespace: Arc<str>,
     ttl_secs: u64,
     timeout: Duration,
+    /// The deadline of a write's fence and settle: a write can wait longer than a read, which
+    /// has the database to fall back on.
+    fence_timeout: Duration,
     fence_replicas: u32,
     scripts: Arc<Scripts>,
     started: Instant,
@@ -152,7 +155,7 @@ impl RedisCache {
             .map_err(|e| CacheError(format!("invalid REDIS_URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(settings.timeout))
-            .set_response_timeout(Some(settings.timeout))
+            .set_response_timeout(Some(settings.timeout.max(settings.fence_timeout)))
             .set_number_of_retries(1)
             .set_max_delay(Duration::from_millis(500));
         let connection = ConnectionManager::new_lazy_with_config(client, config)
@@ -162,6 +165,7 @@ impl RedisCache {
             namespace: format!("{prefix}:{service}").into(),
             ttl_secs: settings.ttl.as_secs().max(1),
             timeout: settings.timeout,
+            fence_timeout: settings.fence_timeout,
             fence_replicas: settings.fence_replicas,
             scripts: Arc::new(Scripts {
                 fence: scripts::fence(),
@@ -208,21 +212,19 @@ impl RedisCache {
         self.now_ms() < self.skip_until_ms.load(Ordering::Relaxed)
     }
 
-    /// Runs one Redis call (`command`, for its span in a traced request) under the deadline; a
+    /// Runs one Redis call (`command`, for its span in a traced request) under `deadline`; a
     /// failure opens the short back-off.
     async fn call<T>(
         &self,
         (what, command): (&str, &'static str),
+        deadline: Duration,
         call: impl Future<Output = redis::RedisResult<T>>,
     ) -> Result<T, CacheError> {
         let span = nis_core::trace::database("redis", command, None);
-        let outcome = match tokio::time::timeout(self.timeout, call)
-            .instrument(span)
-            .await
-        {
+        let outcome = match tokio::time::timeout(deadline, call).instrument(span).await {
             Ok(Ok(value)) => return Ok(value),
             Ok(Err(e)) => format!("{what}: {e}"),
-            Err(_) => format!("{what}: no answer within {:?}", self.timeout),
+            Err(_) => format!("{what}: no answer within {deadline:?}"),
         };
         self.skip_until_ms.store(
             self.now_ms() + BACKOFF.as_millis() as u64,
@@ -244,6 +246,7 @@ impl RedisCache {
         let raw: String = self
             .call(
                 ("claim", "EVALSHA"),
+                self.timeout,
                 invocation.invoke_async(&mut connection),
             )
             .await?;
@@ -261,7 +264,7 @@ impl Cache for RedisCache {
         let mut connection = self.connection.clone();
         let keys = [self.generation_key(scope), self.value_key(scope, key)];
         let (generation, entry): (Option<String>, Option<Vec<u8>>) = self
-            .call(("lookup", "MGET"), connection.mget(&keys))
+            .call(("lookup", "MGET"), self.timeout, connection.mget(&keys))
             .await?;
         let generation = match generation {
             Some(raw) => Generation::parse(&raw, scope)?,
@@ -300,6 +303,7 @@ impl Cache for RedisCache {
         let key = self.value_key(scope, key);
         self.call(
             ("fill", "SETEX"),
+            self.timeout,
             connection.set_ex::<_, _, ()>(key, entry, self.ttl_secs),
         )
         .await
@@ -315,6 +319,7 @@ impl Cache for RedisCache {
         invocation.arg(token).arg(FENCE_TTL.as_millis() as u64);
         self.call(
             ("fence", "EVALSHA"),
+            self.fence_timeout,
             invocation.invoke_async::<()>(&mut connection),
         )
         .await?;
@@ -323,10 +328,11 @@ impl Cache for RedisCache {
             let acked: u32 = self
                 .call(
                     ("fence", "WAIT"),
+                    self.fence_timeout,
                     // Half the deadline on the server, so its answer comes within the whole.
                     redis::cmd("WAIT")
                         .arg(self.fence_replicas)
-                        .arg((self.timeout.as_millis() as u64 / 2).max(1))
+                        .arg((self.fence_timeout.as_millis() as u64 / 2).max(1))
                         .query_async(&mut connection),
                 )
                 .await?;
@@ -353,6 +359,7 @@ impl Cache for RedisCache {
             .arg(GENERATION_TTL_SECS);
         self.call(
             ("settle", "EVALSHA"),
+            self.fence_timeout,
             invocation.invoke_async::<()>(&mut connection),
         )
         .await
@@ -363,6 +370,7 @@ impl Cache for RedisCache {
         let answer: String = self
             .call(
                 ("ping", "PING"),
+                self.timeout,
                 redis::cmd("PING").query_async(&mut connection),
             )
             .await?;

@@ -38,6 +38,7 @@ fn cache(url: &str, prefix: &str, fence_replicas: u32) -> RedisCache {
         url: Secret::new(url),
         ttl: Duration::from_secs(300),
         timeout: Duration::from_millis(500),
+        fence_timeout: Duration::from_millis(500),
         fence_replicas,
     };
     RedisCache::new(&settings, prefix, "students").expect("cache")

@@ -131,6 +131,9 @@ pub struct CacheSettings {
     pub ttl: Duration,
     /// `CACHE_TIMEOUT_MS`: the longest a request waits for Redis before using the database (default 250).
     pub timeout: Duration,
+    /// `CACHE_FENCE_TIMEOUT_MS`: the longest a write waits for Redis to fence or settle what it
+    /// changes (default 1000); a write whose fence does not answer in time is refused.
+    pub fence_timeout: Duration,
     /// `CACHE_FENCE_REPLICAS`: how many Redis replicas must hold a write's fence before it
     /// commits (`WAIT`; default 0). With as many as there are replicas, a failover can only
     /// promote one that holds it (docs/behaviour.md §6).
@@ -231,6 +234,7 @@ impl ServiceSettings {
                 url: env.optional("REDIS_URL", Secret::new("redis://127.0.0.1:6379")),
                 ttl: env.secs("CACHE_TTL_SECS", 300),
                 timeout: env.millis("CACHE_TIMEOUT_MS", 250),
+                fence_timeout: env.millis("CACHE_FENCE_TIMEOUT_MS", 1_000),
                 fence_replicas: env.optional("CACHE_FENCE_REPLICAS", 0),
             },
             nats_url: env.optional("NATS_URL", "nats://127.0.0.1:4222".to_owned()),

@@ -74,7 +74,7 @@ async fn wait_listening(port: u16) {
 }
 
 #[tokio::test]
-async fn nats_and_redis_down_during_writes_lose_nothing() {
+async fn nats_down_during_writes_loses_nothing_and_redis_down_refuses_them_whole() {
     let store = std::env::temp_dir().join(testkit::unique_name("nis-nats"));
     let (nats_port, redis_port) = (free_port(), free_port());
     let nats_server = nats(nats_port, &store);
@@ -102,9 +102,8 @@ async fn nats_and_redis_down_during_writes_lose_nothing() {
         })
         .await;
 
-    // NATS and Redis go away; both services keep taking writes.
+    // NATS goes away; both services keep taking writes.
     nats_server.kill();
-    redis_server.kill();
     let s2 = system.student(2, std::slice::from_ref(&c1)).await;
     let c2 = system.course(2, &[s1.clone(), s2.clone()]).await;
     assert_eq!(
@@ -128,6 +127,20 @@ async fn nats_and_redis_down_during_writes_lose_nothing() {
         )
         .await;
     }
+
+    // Redis goes away too: a write is refused whole, since its cache cannot be fenced
+    // (docs/behaviour.md §6), and nothing of it is recorded.
+    redis_server.kill();
+    let refused = system
+        .students
+        .post_json("/api/students", &serde_json::json!({ "name": "student3", "first_name": "Ada", "last_name": "Lovelace", "course_ids": [&c1] }))
+        .await;
+    assert_eq!(refused.status(), 503);
+    let listed = testkit::body(system.students.get("/api/students?limit=100").await).await;
+    assert!(
+        !listed.to_string().contains("student3"),
+        "the refused create committed nothing: {listed}"
+    );
 
     // Back again (same JetStream store): everything recorded meanwhile is published and applied.
     let nats_server = nats(nats_port, &store);
