@@ -287,6 +287,51 @@ pub fn grpc_answer<T: std::fmt::Debug>(reply: Result<T, Status>, what: &str) -> 
     }
 }
 
+/// How long a write that must succeed is tried again while it is refused.
+const RETRY_FOR: Duration = Duration::from_secs(20);
+
+/// Sends an HTTP write that must succeed, again while it is refused with `503 unavailable` (a
+/// refused write committed nothing, so a client tries again, as here; under the load of a whole
+/// test run a cache call may miss its deadline even with Redis up); its body when acknowledged.
+pub async fn until_acknowledged<F, Fut>(what: &str, mut send: F) -> Value
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Response>,
+{
+    wait_for(&format!("{what} acknowledged"), RETRY_FOR, || {
+        let sent = send();
+        async move {
+            let (answer, body) = http_answer(sent.await, what).await;
+            (answer == Answer::Acknowledged).then_some(body)
+        }
+    })
+    .await
+}
+
+/// [`until_acknowledged`] for a gRPC write: `send` is tried again while it is `UNAVAILABLE`.
+pub async fn until_ok<T: std::fmt::Debug>(what: &str, mut send: impl FnMut() -> Reply<T>) -> T {
+    wait_for(&format!("{what} OK"), RETRY_FOR, || {
+        let sent = send();
+        async move {
+            match sent.await {
+                Ok(value) => Some(value),
+                Err(status) if status.code() == Code::Unavailable => None,
+                Err(status) => panic!("{what}: neither OK nor UNAVAILABLE: {status:?}"),
+            }
+        }
+    })
+    .await
+}
+
+/// Creates `valid(n)` through `replica` (tried again while refused); returns its id.
+async fn create(replica: &TestService, kind: &Kind, n: u32) -> String {
+    let path = format!("/api/{}", kind.name);
+    let body = (kind.valid)(n);
+    let created =
+        until_acknowledged(&format!("POST {path}"), || replica.post_json(&path, &body)).await;
+    id_of(&created["data"])
+}
+
 /// `nis_cache_fence_refusals_total` of the kind's service (both replicas run in the test
 /// process, so one exposition counts both).
 async fn fence_refusals(replica: &TestService, kind: &Kind) -> f64 {
@@ -374,7 +419,7 @@ pub async fn a_write_through_a_replica_cut_from_redis_is_refused_or_seen_everywh
     let (proxy, through_proxy) = proxy_to_the_test_redis().await;
     let replicas = Replicas::start(service, &crate::redis_url(), &through_proxy).await;
     let (one, two) = (&replicas.first, &replicas.second);
-    let id = id_of(&one.create(kind.name, &(kind.valid)(1)).await);
+    let id = create(one, kind, 1).await;
     let path = format!("/api/{}/{id}", kind.name);
     let mut expected = Seen::Text(text(kind, 1));
     // Twice: the first reads fill the caches, the second are served from them.
@@ -458,29 +503,27 @@ pub async fn a_write_through_a_replica_cut_from_redis_is_refused_or_seen_everywh
     );
 
     // Healed, replica 2 writes again, and replica 1 shows each write at once.
-    let (answer, _) = http_answer(
-        two.put_json(&path, &(kind.valid)(5)).await,
-        "HTTP PUT through the healed replica 2",
-    )
+    let body = (kind.valid)(5);
+    until_acknowledged("HTTP PUT through the healed replica 2", || {
+        two.put_json(&path, &body)
+    })
     .await;
-    assert_eq!(answer, Answer::Acknowledged, "a write once healed");
     let after = "after a write through the healed replica 2";
     replicas
         .assert_reads(service, &id, &Seen::Text(text(kind, 5)), after)
         .await;
-    let reply = (service.grpc.update)(two.channel().await, id.clone(), (kind.valid)(6)).await;
-    assert_eq!(
-        grpc_answer(reply, "gRPC Update through the healed replica 2"),
-        Answer::Acknowledged
-    );
+    let channel = two.channel().await;
+    until_ok("gRPC Update through the healed replica 2", || {
+        (service.grpc.update)(channel.clone(), id.clone(), (kind.valid)(6))
+    })
+    .await;
     replicas
         .assert_reads(service, &id, &Seen::Text(text(kind, 6)), after)
         .await;
-    assert_eq!(
-        two.delete(&path).await.status(),
-        204,
-        "a delete once healed"
-    );
+    until_acknowledged("HTTP DELETE through the healed replica 2", || {
+        two.delete(&path)
+    })
+    .await;
     replicas
         .assert_reads(service, &id, &Seen::Absent, after)
         .await;
@@ -570,7 +613,7 @@ pub async fn writes_while_redis_is_paused_are_refused_and_reads_stay_fresh(servi
     let redis = PrivateRedis::start().await;
     let replicas = Replicas::start(service, &redis.url(), &redis.url()).await;
     let (one, two) = (&replicas.first, &replicas.second);
-    let id = id_of(&one.create(kind.name, &(kind.valid)(1)).await);
+    let id = create(one, kind, 1).await;
     let path = format!("/api/{}/{id}", kind.name);
     let mut expected = Seen::Text(text(kind, 1));
     for _ in 0..2 {
@@ -629,12 +672,11 @@ pub async fn writes_while_redis_is_paused_are_refused_and_reads_stay_fresh(servi
         answers.len()
     );
 
-    let (answer, _) = http_answer(
-        two.put_json(&path, &(kind.valid)(4)).await,
-        "HTTP PUT through replica 2 after the resume",
-    )
+    let body = (kind.valid)(4);
+    until_acknowledged("HTTP PUT through replica 2 after the resume", || {
+        two.put_json(&path, &body)
+    })
     .await;
-    assert_eq!(answer, Answer::Acknowledged, "a write once Redis resumed");
     replicas
         .assert_reads(
             service,
@@ -702,7 +744,7 @@ pub async fn an_evicted_generation_never_brings_back_an_old_value(
         replicas
             .assert_listed(service, &text(kind, 1), false, "before the create")
             .await;
-        let id = id_of(&two.create(kind.name, &(kind.valid)(1)).await);
+        let id = create(two, kind, 1).await;
         assert!(
             evict(&prefix, kind, "list").await,
             "the create left a list generation key to evict"
@@ -715,7 +757,7 @@ pub async fn an_evicted_generation_never_brings_back_an_old_value(
         }
         id
     } else {
-        id_of(&two.create(kind.name, &(kind.valid)(1)).await)
+        create(two, kind, 1).await
     };
     let path = format!("/api/{}/{id}", kind.name);
     let mut expected = Seen::Text(text(kind, 1));
@@ -726,25 +768,25 @@ pub async fn an_evicted_generation_never_brings_back_an_old_value(
             let when = format!("before the {step}, its scope evicted earlier");
             replicas.assert_reads(service, &id, &expected, &when).await;
         }
-        let answer = match step {
+        match step {
             "HTTP PUT" => {
                 expected = Seen::Text(text(kind, 2));
-                http_answer(two.put_json(&path, &(kind.valid)(2)).await, step)
-                    .await
-                    .0
+                let body = (kind.valid)(2);
+                until_acknowledged(step, || two.put_json(&path, &body)).await;
             }
             "gRPC Update" => {
                 expected = Seen::Text(text(kind, 3));
-                let reply =
-                    (service.grpc.update)(one.channel().await, id.clone(), (kind.valid)(3)).await;
-                grpc_answer(reply, step)
+                let channel = one.channel().await;
+                until_ok(step, || {
+                    (service.grpc.update)(channel.clone(), id.clone(), (kind.valid)(3))
+                })
+                .await;
             }
             _ => {
                 expected = Seen::Absent;
-                http_answer(two.delete(&path).await, step).await.0
+                until_acknowledged(step, || two.delete(&path)).await;
             }
-        };
-        assert_eq!(answer, Answer::Acknowledged, "{step} with Redis up");
+        }
         assert!(
             evict(&prefix, kind, &scope(&id)).await,
             "the {step} left a generation key of {} to evict",

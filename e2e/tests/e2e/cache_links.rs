@@ -19,7 +19,7 @@ use nis_runtime::{config::ServiceSettings, secret::Secret};
 use serde_json::{Value, json};
 use testkit::{
     TestService, body,
-    cache_links::{Cut, proxy_to_the_test_redis, wait_cache_up},
+    cache_links::{Cut, proxy_to_the_test_redis, until_acknowledged, wait_cache_up},
     metric_value,
     process::free_port,
 };
@@ -34,6 +34,18 @@ async fn read(service: &TestService, path: String) -> (String, Value) {
         "GET {path}: reads never fail because of the cache"
     );
     (path, body(response).await["data"].clone())
+}
+
+/// Creates entity 1 of `side` through `service` (tried again while refused with `503
+/// unavailable`, which a cache call that misses its deadline under load may cause); its id.
+async fn create(service: &TestService, side: Side) -> String {
+    let path = format!("/api/{}", side.kind());
+    let entity = side.entity(1, &[]);
+    let created = until_acknowledged(&format!("POST {path}"), || {
+        service.post_json(&path, &entity)
+    })
+    .await;
+    id(&created["data"])
 }
 
 /// One of the two services.
@@ -90,34 +102,48 @@ impl Pair {
     async fn start(students_redis: &str, courses_redis: &str) -> Self {
         let prefix = testkit::unique_name("e");
         testkit::queue::create_streams(&prefix).await;
-        let ports = [free_port(), free_port(), free_port(), free_port()];
-        let [students_http, students_grpc, courses_http, courses_grpc] = ports;
-        let settings = |http: u16, grpc: u16, peer_grpc: u16, redis: &str| -> ServiceSettings {
-            let peer = format!("http://127.0.0.1:{peer_grpc}");
+        let settings = |grpc: u16, peer: SocketAddr, redis: &str| -> ServiceSettings {
+            let peer = format!("http://{peer}");
             let mut settings = testkit::settings_with_peer(&prefix, false, &peer);
-            settings.http_addr = SocketAddr::from(([127, 0, 0, 1], http));
             settings.grpc_addr = SocketAddr::from(([127, 0, 0, 1], grpc));
             settings.cache.url = Secret::new(redis.to_owned());
             settings
         };
         let database = testkit::stores::create_postgres_database("students_test").await;
-        let students_config = students::config::Config {
-            service: settings(students_http, students_grpc, courses_grpc, students_redis),
-            database_url: Secret::new(format!("{}/{database}", testkit::postgres_url())),
-            database_max_connections: 5,
-        };
         let mongo_database = testkit::unique_name("courses_test");
-        let courses_config = courses::config::Config {
-            service: settings(courses_http, courses_grpc, students_grpc, courses_redis),
-            mongodb_uri: Secret::new(testkit::mongodb_uri()),
-            mongodb_database: mongo_database.clone(),
+        // Courses listens where the system gives it a port; students on a free port chosen
+        // before, since courses must know it. Another test may take that port between the
+        // choice and the bind: then both start again on another.
+        let mut attempts = 0;
+        let (students, courses) = loop {
+            attempts += 1;
+            let students_grpc = free_port();
+            let courses_config = courses::config::Config {
+                service: settings(
+                    0,
+                    SocketAddr::from(([127, 0, 0, 1], students_grpc)),
+                    courses_redis,
+                ),
+                mongodb_uri: Secret::new(testkit::mongodb_uri()),
+                mongodb_database: mongo_database.clone(),
+            };
+            let courses = courses::app::start(&courses_config)
+                .await
+                .expect("courses starts");
+            let students_config = students::config::Config {
+                service: settings(students_grpc, courses.grpc_addr, students_redis),
+                database_url: Secret::new(format!("{}/{database}", testkit::postgres_url())),
+                database_max_connections: 5,
+            };
+            match students::app::start(&students_config).await {
+                Ok(students) => break (students, courses),
+                Err(e) if attempts < 3 => {
+                    eprintln!("students did not start ({e}); again on another port");
+                    courses.stop().await;
+                }
+                Err(e) => panic!("students starts: {e}"),
+            }
         };
-        let students = students::app::start(&students_config)
-            .await
-            .expect("students starts");
-        let courses = courses::app::start(&courses_config)
-            .await
-            .expect("courses starts");
         Self {
             students: TestService::new(
                 students,
@@ -232,8 +258,8 @@ async fn a_change_consumed_while_cut_from_redis_is_never_read_old(consumer: Side
         Side::Courses => Pair::start(&redis, &through_proxy).await,
     };
     let (own, peer) = (pair.service(consumer), pair.service(writer));
-    let a = id(&own.create(consumer.kind(), &consumer.entity(1, &[])).await);
-    let b = id(&peer.create(writer.kind(), &writer.entity(1, &[])).await);
+    let a = create(own, consumer).await;
+    let b = create(peer, writer).await;
     for _ in 0..2 {
         pair.assert_reads(consumer, &a, &b, false, "before the cut")
             .await;
@@ -247,8 +273,11 @@ async fn a_change_consumed_while_cut_from_redis_is_never_read_old(consumer: Side
 
     proxy.cut(how);
     let path = format!("/api/{}/{b}", writer.kind());
-    let linked = peer.put_json(&path, &writer.entity(1, &[&a])).await;
-    assert_eq!(linked.status(), 200, "the other side links {b} to {a}");
+    let linking = writer.entity(1, &[&a]);
+    until_acknowledged(&format!("PUT {path} linking {a}"), || {
+        peer.put_json(&path, &linking)
+    })
+    .await;
     let what = format!(
         "{}'s consumer, cut from Redis ({how:?}), to refuse the change twice (or apply it)",
         consumer.kind()
