@@ -1,6 +1,6 @@
 //! A link change consumed by a replica cut from Redis (issue 26; docs/behaviour.md §6): once
 //! the consumer has acknowledged it, no read — the entity, the list page, the cross queries of
-//! both services — shows the old links, during the cut or after it heals. The consumer whose
+//! both services, over HTTP and gRPC — shows the old links, during the cut or after it heals. The consumer whose
 //! cache cannot be fenced does not apply and acknowledge the change; JetStream delivers it
 //! again, and it is applied once the link heals.
 //!
@@ -15,6 +15,11 @@
 use std::{collections::BTreeSet, net::SocketAddr, time::Duration};
 
 use e2e::id;
+use nis_grpc::proto::v1::{
+    Course, GetCourseRequest, GetStudentRequest, ListCoursesByStudentRequest,
+    ListStudentsByCourseRequest, Student, course_service_client::CourseServiceClient,
+    student_service_client::StudentServiceClient,
+};
 use nis_runtime::{config::ServiceSettings, secret::Secret};
 use serde_json::{Value, json};
 use testkit::{
@@ -182,7 +187,8 @@ impl Pair {
 
     /// Every read that shows whether `entity` (of `side`) links `other` (of the other side):
     /// `side`'s HTTP get and list page, the other side's cross query `/{other}/{side kind}`
-    /// (answered by `side` from its cache) and `side`'s cross query `/{entity}/{other kind}`.
+    /// (answered by `side` from its cache) and `side`'s cross query `/{entity}/{other kind}`;
+    /// then the same over gRPC.
     async fn reads(&self, side: Side, entity: &str, other: &str) -> Vec<(String, bool)> {
         let (own, peer) = (self.service(side), self.service(side.other()));
         let (kind, other_kind) = (side.kind(), side.other().kind());
@@ -229,7 +235,72 @@ impl Pair {
                 .unwrap_or_default();
             seen.push((format!("{name} GET {path}"), ids.contains(wanted)));
         }
+        seen.extend(self.grpc_reads(side, entity, other).await);
         seen
+    }
+
+    /// The same reads over gRPC: `side`'s get, the public cross query that `side` answers
+    /// from its cache (which of its entities link `other`), and the other side's.
+    async fn grpc_reads(&self, side: Side, entity: &str, other: &str) -> Vec<(String, bool)> {
+        let mut students = StudentServiceClient::new(self.students.channel().await);
+        let mut courses = CourseServiceClient::new(self.courses.channel().await);
+        let student_ids = |students: Vec<Student>| -> BTreeSet<String> {
+            students.into_iter().map(|s| s.id).collect()
+        };
+        let course_ids = |courses: Vec<Course>| -> BTreeSet<String> {
+            courses.into_iter().map(|c| c.id).collect()
+        };
+        let never_fails = "gRPC reads never fail because of the cache";
+        let (student, course) = match side {
+            Side::Students => (entity, other),
+            Side::Courses => (other, entity),
+        };
+        let of_course = students
+            .list_students_by_course(ListStudentsByCourseRequest {
+                course_id: course.to_owned(),
+                page: None,
+            })
+            .await
+            .expect(never_fails)
+            .into_inner()
+            .students;
+        let of_student = courses
+            .list_courses_by_student(ListCoursesByStudentRequest {
+                student_id: student.to_owned(),
+                page: None,
+            })
+            .await
+            .expect(never_fails)
+            .into_inner()
+            .courses;
+        let got = match side {
+            Side::Students => {
+                let got = students.get_student(GetStudentRequest {
+                    id: entity.to_owned(),
+                });
+                got.await.expect(never_fails).into_inner().course_ids
+            }
+            Side::Courses => {
+                let got = courses.get_course(GetCourseRequest {
+                    id: entity.to_owned(),
+                });
+                got.await.expect(never_fails).into_inner().student_ids
+            }
+        };
+        vec![
+            (
+                format!("gRPC Get of {entity}"),
+                got.iter().any(|id| id == other),
+            ),
+            (
+                format!("gRPC ListStudentsByCourse({course})"),
+                student_ids(of_course).contains(student),
+            ),
+            (
+                format!("gRPC ListCoursesByStudent({student})"),
+                course_ids(of_student).contains(course),
+            ),
+        ]
     }
 
     async fn assert_reads(&self, side: Side, entity: &str, other: &str, linked: bool, when: &str) {
