@@ -183,16 +183,18 @@ mod tests {
         }
     }
 
+    /// Creates an entity named "a" and caches its read; returns its id.
+    async fn cached_entity(service: &Service) -> Key {
+        let created = service.create(&ctx(), named("a")).await;
+        let id = created.expect("created").value.id;
+        service.get(&ctx(), &id).await.expect("cached");
+        id
+    }
+
     #[tokio::test]
     async fn a_write_that_cannot_fence_is_refused_with_nothing_committed() {
         let (service, _, cache) = service();
-        let id = service
-            .create(&ctx(), named("a"))
-            .await
-            .expect("created")
-            .value
-            .id;
-        service.get(&ctx(), &id).await.expect("cached");
+        let id = cached_entity(&service).await;
         cache.set_failing(Step::Fence, true);
         let refused = service.update(&ctx(), &id, named("b")).await;
         assert!(
@@ -216,13 +218,7 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn after_a_failed_settle_the_scope_is_read_from_the_store_until_its_fence_expires() {
         let (service, store, cache) = service();
-        let id = service
-            .create(&ctx(), named("a"))
-            .await
-            .expect("created")
-            .value
-            .id;
-        service.get(&ctx(), &id).await.expect("cached");
+        let id = cached_entity(&service).await;
         cache.set_failing(Step::Settle, true);
         service
             .update(&ctx(), &id, named("b"))
@@ -247,16 +243,7 @@ mod tests {
     #[tokio::test]
     async fn an_evicted_generation_never_brings_back_an_older_entry() {
         let (service, _, cache) = service();
-        let id = service
-            .create(&ctx(), named("a"))
-            .await
-            .expect("created")
-            .value
-            .id;
-        service
-            .get(&ctx(), &id)
-            .await
-            .expect("cached under the first generation");
+        let id = cached_entity(&service).await;
         service
             .update(&ctx(), &id, named("b"))
             .await
