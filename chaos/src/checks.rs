@@ -202,7 +202,7 @@ fn figures(e: &Evidence<'_>, report: &mut Report) {
     ));
     let mut acknowledged: BTreeMap<String, usize> = BTreeMap::new();
     let mut unknown: BTreeMap<&str, usize> = BTreeMap::new();
-    // The only refusals of a valid write: 503 / UNAVAILABLE while the replica was cut from
+    // The only refusals of a valid write: 503 / UNAVAILABLE while the replica could not reach
     // Redis (any other refusal fails `refused requests`).
     let mut fenced: BTreeMap<&str, usize> = BTreeMap::new();
     for call in e.calls.iter().filter(|c| c.op.is_write()) {
@@ -235,7 +235,7 @@ fn figures(e: &Evidence<'_>, report: &mut Report) {
         counts(&unknown)
     ));
     report.figure(format!(
-        "writes refused during a Redis-link cut of their replica (503 / UNAVAILABLE, nothing may be committed): {} ({})",
+        "writes refused while their replica could not reach Redis (its link cut, or Redis restarting; 503 / UNAVAILABLE, nothing may be committed): {} ({})",
         fenced.values().sum::<usize>(),
         counts(&fenced)
     ));
@@ -329,7 +329,7 @@ fn lost_writes(e: &Evidence<'_>, state: &State, report: &mut Report) {
             continue;
         };
         let part = create.part;
-        // A delete refused during a Redis-link cut promised to change nothing: it does not
+        // A delete refused while Redis was out of reach promised to change nothing: it does not
         // excuse the entity's absence.
         let deletes: Vec<&&Call> = writes
             .iter()
@@ -396,7 +396,7 @@ fn lost_writes(e: &Evidence<'_>, state: &State, report: &mut Report) {
             .find(|c| outcome(e, c) == Outcome::Refused && c.counter == stored.counter)
         {
             problems.push(format!(
-                "{part} {id}: stored {}, written by a {} refused with {} at {} by {} while its Redis link was cut (nothing may be committed)",
+                "{part} {id}: stored {}, written by a {} refused with {} at {} by {} while Redis was out of its reach (nothing may be committed)",
                 stored.counter,
                 refused.op.name(),
                 refused.answer.label(),
@@ -510,15 +510,18 @@ fn refused(e: &Evidence<'_>, report: &mut Report) {
 }
 
 /// What a write's answer says about whether it was applied, knowing the faults: a 503 /
-/// UNAVAILABLE that only a cut of the replica's own Redis link explains is a refusal with
-/// nothing committed — the replica could not make the cache safe for the write first (issue 26,
-/// docs/behaviour.md §6) — which `lost writes` holds it to. Anything else as the answer says.
+/// UNAVAILABLE that only Redis being out of the replica's reach explains — a cut of its own
+/// Redis link, or Redis restarting — is a refusal with nothing committed: the replica could not
+/// make the cache safe for the write first (issue 26, docs/behaviour.md §6), and `lost writes`
+/// holds it to that. Anything else as the answer says.
 pub fn outcome(e: &Evidence<'_>, call: &Call) -> Outcome {
     let fenced = call.op.is_write() && call.answer.class() == Class::Unavailable && {
         let causes = unavailable_causes(e, call);
         !causes.is_empty()
             && causes.iter().all(|(fault, _)| {
-                fault.kind.link() == Some(Link::Redis) && fault.replica == Some(call.replica)
+                fault.kind == FaultKind::RedisRestart
+                    || (fault.kind.link() == Some(Link::Redis)
+                        && fault.replica == Some(call.replica))
             })
     };
     if fenced {
@@ -832,6 +835,7 @@ fn drain(e: &Evidence<'_>, report: &mut Report) {
     let mut problems = Vec::new();
     let mut in_flight = 0;
     let mut racing = 0;
+    let mut other_fault = 0;
     let terms: Vec<&FaultRecord> = e
         .faults
         .iter()
@@ -851,6 +855,13 @@ fn drain(e: &Evidence<'_>, report: &mut Report) {
                 continue;
             }
             in_flight += 1;
+            // A 503 / UNAVAILABLE that another fault explains (Redis down, so the write could
+            // not be fenced; a link of this replica cut just before the signal) is that fault's,
+            // judged by `responses`; the drain is at fault only for what nothing else explains.
+            if call.answer.class() == Class::Unavailable && unavailable_cause(e, call).is_some() {
+                other_fault += 1;
+                continue;
+            }
             if call.answer.class() != Class::Ok {
                 problems.push(format!(
                     "{} {} over {} to {}, sent {} ms before SIGTERM at {}: {}",
@@ -879,7 +890,7 @@ fn drain(e: &Evidence<'_>, report: &mut Report) {
         "SIGTERM drain",
         problems.is_empty() && !terms.is_empty(),
         format!(
-            "{} SIGTERMs, {in_flight} requests in flight (sent {} ms or more before the signal), {} failed; {racing} sent closer to it not judged{}",
+            "{} SIGTERMs, {in_flight} requests in flight (sent {} ms or more before the signal), {} failed, {other_fault} answered 503 / UNAVAILABLE because of another fault; {racing} sent closer to it not judged{}",
             terms.len(),
             RACE_MARGIN.as_millis(),
             problems.len(),
@@ -1228,11 +1239,65 @@ mod tests {
         assert!(verdict(&calls, stored("v01"), &[], "lost writes").0);
         // ...and it is explained by no fault.
         assert!(!verdict(&calls, stored("v01"), &[], "responses").0);
+        // Redis restarting holds the write to the same promise.
+        let restart = [FaultRecord {
+            kind: FaultKind::RedisRestart,
+            target: "redis".into(),
+            replica: None,
+            ..redis_cut()
+        }];
+        assert!(!verdict(&calls, stored("v01"), &restart, "lost writes").0);
+        // With another fault that could explain it, its outcome is unknown.
+        let both = [
+            redis_cut(),
+            FaultRecord {
+                kind: FaultKind::PostgresTerminate,
+                target: "postgres".into(),
+                replica: None,
+                ..redis_cut()
+            },
+        ];
+        assert!(verdict(&calls, stored("v01"), &both, "lost writes").0);
         assert!(verdict(&calls, stored("v00"), &cut, "responses").0);
         // A read during the cut fails because of the cache: never explained by it.
         let mut with_read = calls.to_vec();
         with_read.push(read(CallOp::Get, "s", 2_100, 0, Answer::Http(503), ""));
         assert!(!verdict(&with_read, stored("v00"), &cut, "responses").0);
+    }
+
+    #[test]
+    fn a_request_in_flight_at_sigterm_fails_the_drain_unless_another_fault_explains_it() {
+        let term = FaultRecord {
+            kind: FaultKind::Terminate,
+            target: "students-1".into(),
+            replica: Some(0),
+            exit: Some(std::os::unix::process::ExitStatusExt::from_raw(0)),
+            ..redis_cut()
+        };
+        let restart = FaultRecord {
+            kind: FaultKind::RedisRestart,
+            target: "redis".into(),
+            replica: None,
+            ..redis_cut()
+        };
+        // Sent at 1.4 s, answered at 1.6 s: in flight at the SIGTERM at 1.5 s.
+        let in_flight = |answer: Answer| Call {
+            end: Duration::from_millis(1_600),
+            ..read(CallOp::Update, "s", 1_400, 0, answer, "v01")
+        };
+        let drained = |answer: Answer, faults: &[FaultRecord]| {
+            verdict(
+                &[in_flight(answer)],
+                State::default(),
+                faults,
+                "SIGTERM drain",
+            )
+        };
+        assert!(drained(OK, std::slice::from_ref(&term)).0);
+        let (passed, detail) = drained(Answer::Http(503), std::slice::from_ref(&term));
+        assert!(!passed, "nothing but the SIGTERM explains it: {detail}");
+        assert!(drained(Answer::Http(503), &[term.clone(), restart.clone()]).0);
+        assert!(!drained(Answer::Connection("http request".into()), &[term, restart]).0);
     }
 
     #[test]
