@@ -14,10 +14,10 @@ use tokio::sync::Mutex;
 
 use crate::{
     Config,
-    error::{Result, fail},
+    error::{Context as _, Result, fail},
     links::{self, ReplicaLinks, Upstreams},
     procs::{Proc, Spec},
-    world::{Disruptions, World, free_port},
+    world::{Disruptions, World},
 };
 
 /// Replicas per service.
@@ -147,9 +147,20 @@ impl Fleet {
     /// starts no replica.
     pub async fn new(config: &Config, world: &World, disruptions: Disruptions) -> Result<Self> {
         let mut addresses = Vec::new();
+        // The replicas' ports stay bound here until every link proxy has its own: a proxy
+        // listens on a port the kernel picks, which could otherwise be one just picked for a
+        // replica, and that replica would not start.
+        let mut reserved = Vec::new();
+        let mut reserve = || -> Result<u16> {
+            let listener =
+                std::net::TcpListener::bind("127.0.0.1:0").context("find a free port")?;
+            let port = listener.local_addr().context("find a free port")?.port();
+            reserved.push(listener);
+            Ok(port)
+        };
         for service in Service::BOTH {
             for n in 1..=PER_SERVICE {
-                let (http, grpc) = (free_port()?, free_port()?);
+                let (http, grpc) = (reserve()?, reserve()?);
                 addresses.push(Address {
                     index: addresses.len(),
                     service,
@@ -224,6 +235,7 @@ impl Fleet {
                 starts: 0,
             })));
         }
+        drop(reserved);
         Ok(Self {
             addresses,
             replicas,
