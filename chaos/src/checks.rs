@@ -306,6 +306,15 @@ fn figures(e: &Evidence<'_>, report: &mut Report) {
     ));
 }
 
+/// The writes of every entity that got an id, in the order they started.
+fn writes_by_id(calls: &[Call]) -> BTreeMap<&str, Vec<&Call>> {
+    let mut writes: BTreeMap<&str, Vec<&Call>> = BTreeMap::new();
+    for call in calls.iter().filter(|c| c.op.is_write() && !c.id.is_empty()) {
+        writes.entry(call.id.as_str()).or_default().push(call);
+    }
+    writes
+}
+
 /// Lost writes (docs/chaos.md, "The checks"): acknowledged creates exist unless a delete was
 /// attempted, acknowledged deletes are gone, and each entity shows its last acknowledged write
 /// or a later one of unknown outcome, its own links cut to what still exists.
@@ -314,14 +323,7 @@ fn lost_writes(e: &Evidence<'_>, state: &State, report: &mut Report) {
     let ids_of =
         |kind: Kind| -> BTreeSet<&str> { state.of(kind).iter().map(|x| x.id.as_str()).collect() };
     let (students, courses) = (ids_of(Kind::Student), ids_of(Kind::Course));
-    let mut writes: BTreeMap<&str, Vec<&Call>> = BTreeMap::new();
-    for call in e
-        .calls
-        .iter()
-        .filter(|c| c.op.is_write() && !c.id.is_empty())
-    {
-        writes.entry(call.id.as_str()).or_default().push(call);
-    }
+    let writes = writes_by_id(e.calls);
     let mut problems = Vec::new();
     let mut checked = 0;
     for (id, writes) in &writes {
@@ -541,14 +543,7 @@ fn version(counter: &str) -> Option<u32> {
 /// shows the last write acknowledged before it was sent, or a later one; after an acknowledged
 /// delete it answers 404 / NOT_FOUND; and it never shows a write that was refused.
 fn stale_reads(e: &Evidence<'_>, report: &mut Report) {
-    let mut writes: HashMap<&str, Vec<&Call>> = HashMap::new();
-    for call in e
-        .calls
-        .iter()
-        .filter(|c| c.op.is_write() && !c.id.is_empty())
-    {
-        writes.entry(call.id.as_str()).or_default().push(call);
-    }
+    let writes = writes_by_id(e.calls);
     let redis_cut = |call: &Call| {
         e.faults.iter().any(|f| {
             f.kind.link() == Some(Link::Redis)
