@@ -9,7 +9,8 @@
 # PostgreSQL database, a Redis key prefix, JetStream streams), all removed at the end:
 #   - students and courses with their default configuration;
 #   - a second pair whose Redis is a closed port (the database path: a Redis outage must not
-#     fail a request, so every read goes to the database);
+#     fail a read, so every read goes to the database; writes it refuses, so its entities are
+#     made through a one-shot replica of the same stores that reaches Redis);
 #   - bench-baseline, the ceiling: actix-web routes that only GET the same bytes from Redis,
 #     only select the same row from PostgreSQL, or return a pre-serialized body;
 #   - two more students replicas of the main pair with traces on (OpenTelemetry, sampler
@@ -336,7 +337,7 @@ for prefix in "$PREFIX" "$PREFIX2" "$PREFIX3"; do
     || { tail -n 20 "$WORK/initializer.log" >&2; die "the initializer failed"; }
 done
 
-read -r -a P <<<"$(free_ports 15)"
+read -r -a P <<<"$(free_ports 17)"
 S=127.0.0.1:${P[0]} C=127.0.0.1:${P[1]} SN=127.0.0.1:${P[2]} CN=127.0.0.1:${P[3]} BASE=127.0.0.1:${P[4]}
 S_GRPC=127.0.0.1:${P[5]} C_GRPC=127.0.0.1:${P[6]}
 # The database-path pair's gRPC addresses (only its own peer calls them).
@@ -344,6 +345,8 @@ SN_GRPC=127.0.0.1:${P[7]} CN_GRPC=127.0.0.1:${P[8]}
 # The traced replicas, the local OTLP endpoint, and a port where no collector listens.
 ST=127.0.0.1:${P[9]} SX=127.0.0.1:${P[10]} OTLP=127.0.0.1:${P[11]} NO_OTLP=127.0.0.1:${P[12]}
 ST_GRPC=127.0.0.1:${P[13]} SX_GRPC=127.0.0.1:${P[14]}
+# The one-shot replica that makes the database-path pair's entities (its HTTP and gRPC).
+SEED=127.0.0.1:${P[15]} SEED_GRPC=127.0.0.1:${P[16]}
 students_env=(DATABASE_URL="$PG_URL/$DB")
 courses_env=(MONGODB_URI="$MONGODB_URI" MONGODB_DATABASE="${PREFIX}_courses")
 # A closed port: every cache call fails at once, the services read from their databases.
@@ -384,9 +387,23 @@ for i in $(seq 60); do
   S_IDS+=("$(api POST "http://$S/api/students" "{\"name\":\"bench-$i\",\"first_name\":\"Ada\",\"last_name\":\"Lovelace\"}" | jq -r .data.id)")
   C_IDS+=("$(api POST "http://$C/api/courses" "$COURSE" | jq -r .data.id)")
 done
-# The entities the database-path pair reads.
-SID2=$(api POST "http://$SN/api/students" "$STUDENT" | jq -r .data.id)
-CID2=$(api POST "http://$CN/api/courses" "$COURSE" | jq -r .data.id)
+# The entities the database-path pair reads. That pair refuses writes (no write can fence a
+# cache it cannot reach; docs/behaviour.md §6): each is made through a replica of the same
+# store that reaches Redis, started for that alone.
+seed_db_path() { # seed_db_path PROGRAM PATH BODY ENV...: prints the new entity's id
+  local program=$1 path=$2 body=$3 id
+  shift 3
+  start "$program-db-seed" "$SEED" "$program" GRPC_ADDR="$SEED_GRPC" REDIS_URL="$REDIS_URL" \
+    NIS_PREFIX="$PREFIX2" "$@" >&2
+  id=$(api POST "http://$SEED$path" "$body" | jq -r .data.id)
+  kill -s TERM "$STARTED" 2>/dev/null || true
+  wait "$STARTED" 2>/dev/null || true
+  echo "$id"
+}
+SID2=$(seed_db_path students /api/students "$STUDENT" COURSES_GRPC_URL="http://$CN_GRPC" \
+  DATABASE_URL="$PG_URL/$DB2")
+CID2=$(seed_db_path courses /api/courses "$COURSE" STUDENTS_GRPC_URL="http://$SN_GRPC" \
+  MONGODB_URI="$MONGODB_URI" MONGODB_DATABASE="${PREFIX2}_courses")
 # SID attends CID: the cross queries have one entity to ask the other service for.
 api PUT "http://$S/api/students/$SID" "${STUDENT%\}},\"course_ids\":[\"$CID\"]}" >/dev/null
 deadline=$(( $(date +%s) + 30 ))
