@@ -268,7 +268,9 @@ impl Cache for RedisCache {
             .await?;
         let generation = match generation {
             Some(raw) => Generation::parse(&raw, scope)?,
-            None => self.claim(scope).await?,
+            // Boxed: held inline, the rare claim would enlarge every lookup's future, which is
+            // moved on each cached read.
+            None => Box::pin(self.claim(scope)).await?,
         };
         let Generation::Settled(generation) = generation else {
             return Ok(Lookup {
