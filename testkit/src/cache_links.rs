@@ -81,6 +81,37 @@ pub enum Answer {
 }
 
 /// Two replicas of one service on one database, key prefix and stream prefix.
+/// What the writes of a scenario answered, and what every read must show because of them.
+struct Writes {
+    expected: Seen,
+    answers: Vec<(&'static str, Answer)>,
+    /// The fault the writes were made under, for the messages.
+    during: String,
+}
+
+impl Writes {
+    /// Records the answer of the write `what`; if acknowledged, every read from now on must
+    /// show `then`. Then every read through both replicas must show what is expected.
+    async fn answered(
+        &mut self,
+        replicas: &Replicas,
+        service: &Service,
+        id: &str,
+        what: &'static str,
+        answer: Answer,
+        then: Seen,
+    ) {
+        self.answers.push((what, answer));
+        if answer == Answer::Acknowledged {
+            self.expected = then;
+        }
+        let when = format!("{}, after {what} answered {answer:?}", self.during);
+        replicas
+            .assert_reads(service, id, &self.expected, &when)
+            .await;
+    }
+}
+
 struct Replicas {
     /// Replica 1 (it removes the database when it stops).
     first: TestService,
@@ -421,7 +452,7 @@ pub async fn a_write_through_a_replica_cut_from_redis_is_refused_or_seen_everywh
     let (one, two) = (&replicas.first, &replicas.second);
     let id = create(one, kind, 1).await;
     let path = format!("/api/{}/{id}", kind.name);
-    let mut expected = Seen::Text(text(kind, 1));
+    let expected = Seen::Text(text(kind, 1));
     // Twice: the first reads fill the caches, the second are served from them.
     for _ in 0..2 {
         replicas
@@ -436,36 +467,45 @@ pub async fn a_write_through_a_replica_cut_from_redis_is_refused_or_seen_everywh
 
     proxy.cut(how);
     let cut = format!("with replica 2 cut from Redis ({how:?})");
-    let mut answers = Vec::new();
+    let mut writes = Writes {
+        expected,
+        answers: Vec::new(),
+        during: cut.clone(),
+    };
 
     let (answer, _) = http_answer(
         two.put_json(&path, &(kind.valid)(2)).await,
         "HTTP PUT through replica 2",
     )
     .await;
-    answers.push(("HTTP PUT", answer));
-    if answer == Answer::Acknowledged {
-        expected = Seen::Text(text(kind, 2));
-    }
-    let when = format!("{cut}, after an HTTP PUT answered {answer:?}");
-    replicas.assert_reads(service, &id, &expected, &when).await;
+    writes
+        .answered(
+            &replicas,
+            service,
+            &id,
+            "HTTP PUT",
+            answer,
+            Seen::Text(text(kind, 2)),
+        )
+        .await;
 
     let reply = (service.grpc.update)(two.channel().await, id.clone(), (kind.valid)(3)).await;
     let answer = grpc_answer(reply, "gRPC Update through replica 2");
-    answers.push(("gRPC Update", answer));
-    if answer == Answer::Acknowledged {
-        expected = Seen::Text(text(kind, 3));
-    }
-    let when = format!("{cut}, after a gRPC Update answered {answer:?}");
-    replicas.assert_reads(service, &id, &expected, &when).await;
+    writes
+        .answered(
+            &replicas,
+            service,
+            &id,
+            "gRPC Update",
+            answer,
+            Seen::Text(text(kind, 3)),
+        )
+        .await;
 
     let (answer, _) = http_answer(two.delete(&path).await, "HTTP DELETE through replica 2").await;
-    answers.push(("HTTP DELETE", answer));
-    if answer == Answer::Acknowledged {
-        expected = Seen::Absent;
-    }
-    let when = format!("{cut}, after an HTTP DELETE answered {answer:?}");
-    replicas.assert_reads(service, &id, &expected, &when).await;
+    writes
+        .answered(&replicas, service, &id, "HTTP DELETE", answer, Seen::Absent)
+        .await;
 
     let created = text(kind, 4);
     let (answer, _) = http_answer(
@@ -474,7 +514,7 @@ pub async fn a_write_through_a_replica_cut_from_redis_is_refused_or_seen_everywh
         "HTTP POST through replica 2",
     )
     .await;
-    answers.push(("HTTP POST", answer));
+    writes.answers.push(("HTTP POST", answer));
     let created_listed = answer == Answer::Acknowledged;
     let when = format!("{cut}, after an HTTP POST answered {answer:?}");
     replicas
@@ -485,12 +525,15 @@ pub async fn a_write_through_a_replica_cut_from_redis_is_refused_or_seen_everywh
     replicas.wait_cache_up().await;
     for _ in 0..2 {
         let when = format!("after the cut ({how:?}) healed");
-        replicas.assert_reads(service, &id, &expected, &when).await;
+        replicas
+            .assert_reads(service, &id, &writes.expected, &when)
+            .await;
         replicas
             .assert_listed(service, &created, created_listed, &when)
             .await;
     }
 
+    let answers = &writes.answers;
     assert!(
         answers.iter().all(|(_, a)| *a == Answer::Refused),
         "{cut}, every write through it is refused (nothing committed): {answers:?}"
@@ -615,7 +658,7 @@ pub async fn writes_while_redis_is_paused_are_refused_and_reads_stay_fresh(servi
     let (one, two) = (&replicas.first, &replicas.second);
     let id = create(one, kind, 1).await;
     let path = format!("/api/{}/{id}", kind.name);
-    let mut expected = Seen::Text(text(kind, 1));
+    let expected = Seen::Text(text(kind, 1));
     for _ in 0..2 {
         replicas
             .assert_reads(service, &id, &expected, "before the pause")
@@ -624,43 +667,53 @@ pub async fn writes_while_redis_is_paused_are_refused_and_reads_stay_fresh(servi
     let refusals_before = fence_refusals(one, kind).await;
 
     redis.pause();
-    let mut answers = Vec::new();
+    let mut writes = Writes {
+        expected,
+        answers: Vec::new(),
+        during: "Redis paused".to_owned(),
+    };
     let (answer, _) = http_answer(
         two.put_json(&path, &(kind.valid)(2)).await,
         "HTTP PUT through replica 2",
     )
     .await;
-    answers.push(("HTTP PUT", answer));
-    if answer == Answer::Acknowledged {
-        expected = Seen::Text(text(kind, 2));
-    }
-    let when = format!("Redis paused, after an HTTP PUT answered {answer:?}");
-    replicas.assert_reads(service, &id, &expected, &when).await;
+    writes
+        .answered(
+            &replicas,
+            service,
+            &id,
+            "HTTP PUT",
+            answer,
+            Seen::Text(text(kind, 2)),
+        )
+        .await;
 
     let reply = (service.grpc.update)(one.channel().await, id.clone(), (kind.valid)(3)).await;
     let answer = grpc_answer(reply, "gRPC Update through replica 1");
-    answers.push(("gRPC Update", answer));
-    if answer == Answer::Acknowledged {
-        expected = Seen::Text(text(kind, 3));
-    }
-    let when = format!("Redis paused, after a gRPC Update answered {answer:?}");
-    replicas.assert_reads(service, &id, &expected, &when).await;
+    writes
+        .answered(
+            &replicas,
+            service,
+            &id,
+            "gRPC Update",
+            answer,
+            Seen::Text(text(kind, 3)),
+        )
+        .await;
 
     let (answer, _) = http_answer(two.delete(&path).await, "HTTP DELETE through replica 2").await;
-    answers.push(("HTTP DELETE", answer));
-    if answer == Answer::Acknowledged {
-        expected = Seen::Absent;
-    }
-    let when = format!("Redis paused, after an HTTP DELETE answered {answer:?}");
-    replicas.assert_reads(service, &id, &expected, &when).await;
+    writes
+        .answered(&replicas, service, &id, "HTTP DELETE", answer, Seen::Absent)
+        .await;
 
     redis.resume();
     replicas.wait_cache_up().await;
     for _ in 0..2 {
         replicas
-            .assert_reads(service, &id, &expected, "after Redis resumed")
+            .assert_reads(service, &id, &writes.expected, "after Redis resumed")
             .await;
     }
+    let answers = &writes.answers;
     assert!(
         answers.iter().all(|(_, a)| *a == Answer::Refused),
         "with Redis paused every write is refused (nothing committed): {answers:?}"
